@@ -1,0 +1,9 @@
+"""ASGI entry point for licserver."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "licserver.settings")
+
+application = get_asgi_application()

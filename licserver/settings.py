@@ -1,0 +1,220 @@
+"""Settings for licserver, read from environment variables (see README and docs/)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from licserver.env import (
+    cache_from_url,
+    database_from_url,
+    envbool,
+    envint,
+    envkeys,
+    envlist,
+    envraw,
+    envstr,
+    keys_from_dir,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("LICSERVER_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = envbool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    """Use SECRET_KEY when set; otherwise keep a generated one under var/ (never in git)."""
+    value = envraw("SECRET_KEY")
+    if value:
+        return value
+    path = VAR_DIR / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    path.write_text(key, encoding="ascii")
+    path.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+# Which sides of the product this process serves: the customer's console, the vendor's
+# verification service (what the phone opens), or both (the embedded default).
+LICSERVER_ROLES = set(envlist("LICSERVER_ROLES", ["console", "authority"]))
+if not LICSERVER_ROLES or not {"console", "authority"} >= LICSERVER_ROLES:
+    raise ImproperlyConfigured("LICSERVER_ROLES must list console and/or authority.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "registration",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "registration.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "licserver.urls"
+WSGI_APPLICATION = "licserver.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "registration.context_processors.registration",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(envraw("DATABASE_URL"), VAR_DIR / "db.sqlite3")}
+CACHES = {"default": cache_from_url(envraw("CACHE_URL"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "registration:registration"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve static files straight from the app and static/ folders so `make run` needs no
+# collectstatic step; production runs collectstatic and gets compressed, cached files.
+WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
+
+# Uploads: a license is at most LICENSE_MAX_BYTES; anything larger is refused before it is
+# read whole. Keep request bodies small and never spill uploads to temporary files.
+LICENSE_MAX_BYTES = envint("LICENSE_MAX_BYTES", 64 * 1024, minimum=1024, maximum=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024, minimum=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = LICENSE_MAX_BYTES + 1
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("DATA_UPLOAD_MAX_NUMBER_FILES", 4, minimum=1)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
+FILE_UPLOAD_HANDLERS = ["registration.uploads.CappedMemoryUploadHandler"]
+
+# --- Security -----------------------------------------------------------------------
+HTTPS_ONLY = envbool("HTTPS_ONLY", False)
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+SESSION_COOKIE_SECURE = HTTPS_ONLY
+CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if HTTPS_ONLY else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+)
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+# Addresses of reverse proxies whose X-Forwarded-For may be believed; empty means the
+# client address is REMOTE_ADDR, whatever headers the client sends.
+TRUSTED_PROXIES = set(envlist("TRUSTED_PROXIES", []))
+
+# --- The installation's own facts (what a license is checked against) ---------------
+APP_NAME = envstr("APP_NAME", "ReportServer")
+APP_VERSION = envstr("APP_VERSION", "11.0.20")
+APP_BUILD_DATE = envstr("APP_BUILD_DATE", "2024-02-01")
+PROJECT_CONTENT = envstr("PROJECT_CONTENT", "reports")
+# Local container authentication exists only in builds made on or after this date.
+CONTAINER_AUTH_MIN_BUILD_DATE = envstr("CONTAINER_AUTH_MIN_BUILD_DATE", "2021-10-30")
+
+# --- Keys ---------------------------------------------------------------------------
+# Public keys are pinned here by key id; nothing a license or a QR code carries is ever
+# used as a key. Given as `kid=base64,kid2=base64`; when unset, the demo keys made by
+# `manage.py keygen` under KEYS_DIR are used.
+KEYS_DIR = Path(envstr("KEYS_DIR", str(VAR_DIR / "keys")))
+LICENSE_PUBLIC_KEYS = envkeys("LICENSE_PUBLIC_KEYS") or keys_from_dir(KEYS_DIR, ".ed25519.pub")
+AUTHORITY_PUBLIC_KEYS = envkeys("AUTHORITY_PUBLIC_KEYS") or keys_from_dir(KEYS_DIR, ".x25519.pub")
+# Key id the console puts into new challenges; empty means the last pinned one by name.
+AUTHORITY_KID = envstr("AUTHORITY_KID", "")
+# Vendor side only: private key files by key id (`kid=/path/key.pem`).
+AUTHORITY_PRIVATE_KEY_FILES = envkeys("AUTHORITY_PRIVATE_KEY_FILES") or keys_from_dir(
+    KEYS_DIR, ".x25519.pem", content=False
+)
+LICENSE_SIGNING_KEY_FILES = envkeys("LICENSE_SIGNING_KEY_FILES") or keys_from_dir(
+    KEYS_DIR, ".ed25519.pem", content=False
+)
+
+# --- Registration rules -------------------------------------------------------------
+PORT = envint("PORT", 8000, minimum=1, maximum=65535)
+AUTHORITY_BASE_URL = envstr("AUTHORITY_BASE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
+CHALLENGE_TTL_SECONDS = envint("CHALLENGE_TTL_SECONDS", 300, minimum=30, maximum=3600)
+# 5 wrong codes lock the console for 15 minutes; each further lock before a success
+# doubles, up to LOCKOUT_MAX_MINUTES.
+LOCKOUT_MAX_ATTEMPTS = envint("LOCKOUT_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
+LOCKOUT_MINUTES = envint("LOCKOUT_MINUTES", 15, minimum=1)
+LOCKOUT_MAX_MINUTES = envint("LOCKOUT_MAX_MINUTES", 24 * 60, minimum=1)
+# Per client address, django-ratelimit syntax.
+RATE_UPLOAD = envstr("RATE_UPLOAD", "20/m")
+RATE_CODE = envstr("RATE_CODE", "30/m")
+RATE_CHALLENGE = envstr("RATE_CHALLENGE", "30/m")
+RATE_PHONE = envstr("RATE_PHONE", "30/m")
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = False
+RATELIMIT_VIEW = "registration.views.errors.ratelimited"
+NODE_NAME_MAX_LENGTH = 64
+NODE_NAME = envstr("NODE_NAME", socket.gethostname())[:NODE_NAME_MAX_LENGTH]
+NODE_HEARTBEAT_SECONDS = envint("NODE_HEARTBEAT_SECONDS", 10, minimum=1)
+NODE_LEASE_SECONDS = envint("NODE_LEASE_SECONDS", 30, minimum=2)
+CLUSTER_MAX_CLOCK_SKEW_SECONDS = envint("CLUSTER_MAX_CLOCK_SKEW_SECONDS", 5, minimum=0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+# How long a node may show a registration status another node has changed (the shared
+# cache is invalidated at once; this bounds a per-process cache).
+STATUS_CACHE_SECONDS = envint("STATUS_CACHE_SECONDS", 5, minimum=1)

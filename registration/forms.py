@@ -1,0 +1,73 @@
+"""Forms own input validation: a bad field is a ValidationError with a code, never a 500."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from registration.causes import AUTH_METHOD_CONTAINER
+
+AUTH_METHOD_CHOICES = [(AUTH_METHOD_CONTAINER, _("Local Container"))]
+_CODE = re.compile(r"[0-9]{6}", re.ASCII)
+
+
+class LicenseUploadForm(forms.Form):
+    auth_method = forms.ChoiceField(label=_("AUTH Method"), choices=AUTH_METHOD_CHOICES)
+    license = forms.FileField(label=_("Upload License"), allow_empty_file=True)
+
+    def __init__(self, *args, too_large: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.too_large = too_large
+
+    def clean_license(self) -> bytes:
+        upload = self.cleaned_data["license"]
+        data = upload.read(settings.LICENSE_MAX_BYTES + 1)
+        if len(data) > settings.LICENSE_MAX_BYTES:
+            raise forms.ValidationError(
+                _("The file is larger than %(max)s KiB; a Container.lic is much smaller."),
+                code="too_large",
+                params={"max": settings.LICENSE_MAX_BYTES // 1024},
+            )
+        if not data.strip():
+            raise forms.ValidationError(_("The file is empty."), code="empty")
+        return data
+
+    def clean(self) -> dict:
+        if self.too_large:
+            # The upload handler dropped the file as it arrived; say why.
+            self.errors.pop("license", None)
+            raise forms.ValidationError(
+                _("The file is larger than %(max)s KiB; a Container.lic is much smaller."),
+                code="too_large",
+                params={"max": settings.LICENSE_MAX_BYTES // 1024},
+            )
+        return super().clean()
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Verification code"),
+        max_length=32,
+        strip=False,
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "pattern": "[0-9 ]*"}
+        ),
+    )
+
+    def clean_code(self) -> str:
+        # Spaces are trimmed (codes are often read in groups); anything else that is not
+        # one of the ASCII digits 0-9 is a format error, not an attempt.
+        value = self.cleaned_data["code"].replace(" ", "")
+        if not _CODE.fullmatch(value):
+            raise forms.ValidationError(
+                _("Enter the 6-digit verification code shown on your phone (digits 0-9 only)."),
+                code="format",
+            )
+        return value
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea)

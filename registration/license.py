@@ -1,0 +1,310 @@
+"""Container.lic, format version 1: armor, signed envelope, strict payload.
+
+A license is ASCII armor around base64 of a JSON envelope::
+
+    {"v": 1, "alg": "ed25519", "kid": "...", "payload": "<base64 JSON>", "sig": "<base64>"}
+
+The signature is Ed25519 over ``SIGNING_CONTEXT + payload_bytes``. ``verify_license``
+checks, in this order and stopping at the first failure: size, armor, envelope, algorithm,
+key id (pinned keys only), signature, and only then parses the payload. Nothing here
+touches the database; keys and limits come in as arguments.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ARMOR_BEGIN = "-----BEGIN CONTAINER LICENSE-----"
+ARMOR_END = "-----END CONTAINER LICENSE-----"
+SIGNING_CONTEXT = b"licserver/container-license/v1\n"
+FORMAT_VERSION = 1
+ALGORITHM = "ed25519"
+ARMOR_LINE_WIDTH = 64
+
+LICENSE_TYPES = ("container", "machine", "public-cloud", "private-cloud")
+TEXT_FIELD_MAX = 200
+MAX_NODES_LIMIT = 10_000
+KID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+
+_BASE64_LINE = re.compile(r"^[A-Za-z0-9+/=]+$")
+_VERSION = re.compile(r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ENVELOPE_KEYS = {"v", "alg", "kid", "payload", "sig"}
+_REQUIRED = {
+    "license_id",
+    "license_type",
+    "company",
+    "project_name",
+    "app_name",
+    "app_version",
+    "project_content",
+    "contract_date",
+    "issued_at",
+    "expires_at",
+}
+_OPTIONAL = {"max_nodes"}
+
+
+class LicenseError(Exception):
+    """The file is not a valid license. The message is for the server log, not the user."""
+
+
+@dataclass(frozen=True)
+class License:
+    """The verified content of a Container.lic."""
+
+    license_id: uuid.UUID
+    license_type: str
+    company: str
+    project_name: str
+    app_name: str
+    app_version: str
+    project_content: str
+    contract_date: date
+    issued_at: datetime
+    expires_at: date
+    max_nodes: int = 1
+    kid: str = field(default="", compare=False)
+
+    @property
+    def valid_until(self) -> datetime:
+        """Return the first instant the license is no longer valid (the day after expiry, UTC)."""
+        return datetime.combine(self.expires_at + timedelta(days=1), time.min, tzinfo=UTC)
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.valid_until
+
+    def to_payload(self) -> dict[str, object]:
+        return {
+            "license_id": str(self.license_id),
+            "license_type": self.license_type,
+            "company": self.company,
+            "project_name": self.project_name,
+            "app_name": self.app_name,
+            "app_version": self.app_version,
+            "project_content": self.project_content,
+            "contract_date": self.contract_date.isoformat(),
+            "issued_at": self.issued_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expires_at": self.expires_at.isoformat(),
+            "max_nodes": self.max_nodes,
+        }
+
+
+# --- Keys ---------------------------------------------------------------------------
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def strict_b64decode(text: str) -> bytes:
+    """Decode standard base64 with padding, refusing any stray character."""
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise LicenseError(f"bad base64: {exc}") from None
+
+
+def b64decode_key(raw_b64: str) -> bytes:
+    """Decode a pinned 32-byte public key given in settings as base64."""
+    raw = base64.b64decode(raw_b64, validate=True)
+    if len(raw) != 32:
+        raise ValueError("a pinned key must be 32 bytes")
+    return raw
+
+
+@lru_cache(maxsize=64)
+def _public_key(raw_b64: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(b64decode_key(raw_b64))
+
+
+def load_public_keys(pinned: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
+    """Turn the LICENSE_PUBLIC_KEYS setting (kid -> base64 raw key) into key objects."""
+    keys = {}
+    for kid, raw_b64 in pinned.items():
+        try:
+            keys[kid] = _public_key(raw_b64)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"pinned license key {kid!r} is not a base64 Ed25519 key") from exc
+    return keys
+
+
+# --- Signing (vendor side) ------------------------------------------------------------
+
+
+def sign_license(lic: License, private_key: Ed25519PrivateKey, kid: str) -> str:
+    """Return the armored Container.lic text for lic, signed with private_key under kid."""
+    if not KID_PATTERN.match(kid):
+        raise ValueError(f"key id {kid!r} must match {KID_PATTERN.pattern}")
+    payload = json.dumps(lic.to_payload(), separators=(",", ":"), sort_keys=True).encode()
+    envelope = {
+        "v": FORMAT_VERSION,
+        "alg": ALGORITHM,
+        "kid": kid,
+        "payload": b64encode(payload),
+        "sig": b64encode(private_key.sign(SIGNING_CONTEXT + payload)),
+    }
+    body = b64encode(json.dumps(envelope, separators=(",", ":")).encode())
+    lines = [body[i : i + ARMOR_LINE_WIDTH] for i in range(0, len(body), ARMOR_LINE_WIDTH)]
+    return "\n".join([ARMOR_BEGIN, *lines, ARMOR_END]) + "\n"
+
+
+# --- Verification -------------------------------------------------------------------
+
+
+def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise LicenseError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _strict_json(raw: bytes, what: str) -> dict[str, object]:
+    try:
+        value = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=lambda name: _raise(f"{what}: {name} is not JSON"),
+        )
+    except LicenseError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise LicenseError(f"{what} is not JSON: {type(exc).__name__}") from None
+    if not isinstance(value, dict):
+        raise LicenseError(f"{what} is not a JSON object")
+    return value
+
+
+def _raise(message: str) -> None:
+    raise LicenseError(message)
+
+
+def dearmor(data: bytes) -> bytes:
+    """Return the bytes inside the armor. CRLF and trailing blanks are tolerated."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise LicenseError("not ASCII text") from None
+    lines = [line.rstrip(" \t") for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) < 3 or lines[0] != ARMOR_BEGIN or lines[-1] != ARMOR_END:
+        raise LicenseError("armor lines missing or text outside the armor")
+    body = lines[1:-1]
+    if not all(_BASE64_LINE.match(line) for line in body):
+        raise LicenseError("armor body has a character outside base64")
+    return strict_b64decode("".join(body))
+
+
+def verify_license(data: bytes, pinned_keys: Mapping[str, str], max_bytes: int) -> License:
+    """Verify data as a Container.lic and return its License, or raise LicenseError."""
+    if len(data) > max_bytes:
+        raise LicenseError(f"file is {len(data)} bytes, more than {max_bytes}")
+    envelope = _strict_json(dearmor(data), "envelope")
+    if set(envelope) != _ENVELOPE_KEYS:
+        raise LicenseError(f"envelope keys are {sorted(envelope)}")
+    if type(envelope["v"]) is not int or envelope["v"] != FORMAT_VERSION:
+        raise LicenseError(f"unsupported format version {envelope['v']!r}")
+    # Exactly one algorithm is allowed; "none", "Ed25519" or anything else is refused.
+    if envelope["alg"] != ALGORITHM:
+        raise LicenseError(f"algorithm {envelope['alg']!r} is not allowed")
+    kid = envelope["kid"]
+    if not isinstance(kid, str) or kid not in pinned_keys:
+        raise LicenseError(f"key id {kid!r} is not pinned")
+    if not isinstance(envelope["payload"], str) or not isinstance(envelope["sig"], str):
+        raise LicenseError("payload and sig must be base64 strings")
+    payload = strict_b64decode(envelope["payload"])
+    signature = strict_b64decode(envelope["sig"])
+    if len(signature) != 64:
+        raise LicenseError("signature length is wrong")
+    public_key = load_public_keys({kid: pinned_keys[kid]})[kid]
+    try:
+        public_key.verify(signature, SIGNING_CONTEXT + payload)
+    except InvalidSignature:
+        raise LicenseError(f"signature does not verify under key {kid!r}") from None
+    # Only now, with the signature checked, is the payload parsed.
+    return parse_payload(payload, kid)
+
+
+def _text(payload: Mapping[str, object], name: str) -> str:
+    value = payload[name]
+    if not isinstance(value, str) or not value.strip() or len(value) > TEXT_FIELD_MAX:
+        raise LicenseError(f"{name} must be a non-empty string of at most {TEXT_FIELD_MAX}")
+    if _CONTROL.search(value) or value != value.strip():
+        raise LicenseError(f"{name} has control characters or surrounding blanks")
+    return value
+
+
+def _date(payload: Mapping[str, object], name: str) -> date:
+    value = payload[name]
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise LicenseError(f"{name} must be YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise LicenseError(f"{name} is not a real date") from None
+
+
+def parse_payload(payload: bytes, kid: str = "") -> License:
+    """Parse verified payload bytes strictly into a License."""
+    fields = _strict_json(payload, "payload")
+    keys = set(fields)
+    if not keys >= _REQUIRED or not keys <= _REQUIRED | _OPTIONAL:
+        raise LicenseError(f"payload fields are {sorted(keys)}")
+    license_id = fields["license_id"]
+    try:
+        parsed_id = uuid.UUID(license_id) if isinstance(license_id, str) else None
+    except ValueError:
+        parsed_id = None
+    if parsed_id is None or str(parsed_id) != license_id:
+        raise LicenseError("license_id must be a lowercase UUID")
+    license_type = fields["license_type"]
+    if license_type not in LICENSE_TYPES:
+        raise LicenseError(f"license_type {license_type!r} is unknown")
+    app_version = fields["app_version"]
+    if not isinstance(app_version, str) or not _VERSION.match(app_version):
+        raise LicenseError("app_version must be major.minor")
+    issued_at = fields["issued_at"]
+    if not isinstance(issued_at, str) or not _TIMESTAMP.match(issued_at):
+        raise LicenseError("issued_at must be YYYY-MM-DDTHH:MM:SSZ")
+    try:
+        issued = datetime.strptime(issued_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise LicenseError("issued_at is not a real time") from None
+    max_nodes = fields.get("max_nodes", 1)
+    if type(max_nodes) is not int or not 1 <= max_nodes <= MAX_NODES_LIMIT:
+        raise LicenseError(f"max_nodes must be an integer from 1 to {MAX_NODES_LIMIT}")
+    return License(
+        license_id=parsed_id,
+        license_type=license_type,
+        company=_text(fields, "company"),
+        project_name=_text(fields, "project_name"),
+        app_name=_text(fields, "app_name"),
+        app_version=app_version,
+        project_content=_text(fields, "project_content"),
+        contract_date=_date(fields, "contract_date"),
+        issued_at=issued,
+        expires_at=_date(fields, "expires_at"),
+        max_nodes=max_nodes,
+        kid=kid,
+    )
+
+
+def minor_version(version: str) -> str:
+    """Return major.minor of a dotted version ("11.0.20" -> "11.0")."""
+    return ".".join(version.split(".")[:2])

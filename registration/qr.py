@@ -1,0 +1,37 @@
+"""The authentication QR code as a small PNG, made once per challenge."""
+
+from __future__ import annotations
+
+import io
+
+import qrcode
+import qrcode.constants
+from django.core.cache import cache
+
+MAX_QR_VERSION = 10
+QR_CACHE_SECONDS = 600
+
+
+def qr_png(url: str) -> bytes:
+    """Render url as a 1-bit PNG QR code (version 10 or lower, low error correction)."""
+    code = qrcode.QRCode(
+        version=None, error_correction=qrcode.constants.ERROR_CORRECT_L, box_size=5, border=4
+    )
+    code.add_data(url)
+    code.make(fit=True)
+    if code.version > MAX_QR_VERSION:
+        raise ValueError(f"the QR code needs version {code.version}; the limit is {MAX_QR_VERSION}")
+    image = code.make_image().get_image().convert("1")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def cached_qr_png(challenge_pk: int, url: str) -> bytes:
+    """Return the PNG for a challenge, rendering it only the first time."""
+    key = f"registration:qr:{challenge_pk}"
+    png = cache.get(key)
+    if png is None:
+        png = qr_png(url)
+        cache.set(key, png, QR_CACHE_SECONDS)
+    return png

@@ -1,0 +1,157 @@
+"""The customer's console: System Management > Registration Management.
+
+Thin views: form -> flow -> template. Every view needs login and the permission
+registration.manage_registration; state changes are POST only and CSRF-protected.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.decorators import ratelimit
+
+from registration import clock, flows, nodes
+from registration.forms import CodeForm, LicenseUploadForm
+from registration.models import Challenge, ChallengeState, RegistrationState
+from registration.net import client_address, ratelimit_key
+from registration.qr import cached_qr_png
+
+PERMISSION = "registration.manage_registration"
+
+
+def manager_required(view):
+    """Login first, then the Registration Management permission (403 without it)."""
+    return login_required(permission_required(PERMISSION, raise_exception=True)(view))
+
+
+def _rate(setting: str):
+    return lambda group, request: getattr(settings, setting)
+
+
+def _challenge_url(challenge: Challenge) -> str:
+    return f"{settings.AUTHORITY_BASE_URL}/m/{challenge.token}"
+
+
+def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpResponse:
+    """Render the Registration page with the current state and any extra context."""
+    installation = flows.get_installation()
+    now = clock.now()
+    challenge = flows.open_challenge(now)
+    locked = installation.locked_until is not None and now < installation.locked_until
+    lic = installation.license
+    context = {
+        "installation": installation,
+        "license": lic,
+        "state": installation.state,
+        "states": RegistrationState,
+        "locked": locked,
+        "now": now,
+        "challenge": challenge,
+        "challenge_url": _challenge_url(challenge) if challenge else "",
+        "seconds_left": int((challenge.expires_at - now).total_seconds()) if challenge else 0,
+        "nodes_used": nodes.live_node_count(now),
+        "node_leases": nodes.live_leases(now).order_by("node_name", "started_at"),
+        "upload_form": extra.pop("upload_form", None) or LicenseUploadForm(),
+        "code_form": extra.pop("code_form", None) or CodeForm(),
+        "lockout_attempts": settings.LOCKOUT_MAX_ATTEMPTS,
+        **extra,
+    }
+    return render(request, "registration/registration.html", context, status=status)
+
+
+@require_GET
+@manager_required
+@never_cache
+def registration_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, show_form=request.GET.get("register") == "1")
+
+
+@require_GET
+@manager_required
+def version_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/version.html", {"info": flows.version_information()})
+
+
+@require_POST
+@manager_required
+@ratelimit(key=ratelimit_key, rate=_rate("RATE_UPLOAD"), block=True, group="upload")
+def upload_license(request: HttpRequest) -> HttpResponse:
+    too_large = getattr(request, "upload_too_large", False)
+    form = LicenseUploadForm(request.POST, request.FILES, too_large=too_large)
+    if not form.is_valid():
+        status = 413 if too_large or form.has_error("license", "too_large") else 400
+        return _page(request, status=status, upload_form=form, show_form=True)
+    result = flows.upload_license(
+        form.cleaned_data["license"],
+        form.cleaned_data["auth_method"],
+        actor=request.user,
+        client_address=client_address(request),
+    )
+    if not result.accepted:
+        return _page(
+            request, status=422, upload_form=form, show_form=True, causes=result.validation.causes
+        )
+    messages.success(request, _("License uploaded. Scan the QR code with your phone."))
+    return redirect("registration:registration")
+
+
+@require_POST
+@manager_required
+@ratelimit(key=ratelimit_key, rate=_rate("RATE_CHALLENGE"), block=True, group="challenge")
+def refresh_challenge(request: HttpRequest) -> HttpResponse:
+    try:
+        result = flows.refresh_challenge(actor=request.user)
+    except LookupError:
+        messages.error(request, _("Upload a license first."))
+        return _page(request, status=409, show_form=True)
+    if result.causes:
+        return _page(request, status=422, causes=result.causes)
+    return redirect("registration:registration")
+
+
+@sensitive_post_parameters("code")
+@require_POST
+@manager_required
+@ratelimit(key=ratelimit_key, rate=_rate("RATE_CODE"), block=True, group="code")
+def submit_code(request: HttpRequest) -> HttpResponse:
+    form = CodeForm(request.POST)
+    if not form.is_valid():
+        return _page(request, status=400, code_form=form)
+    result = flows.submit_code(
+        form.cleaned_data["code"], actor=request.user, client_address=client_address(request)
+    )
+    outcome = flows.Outcome
+    if result.outcome == outcome.ACCEPTED:
+        messages.success(request, _("Registration successful."))
+        return redirect("registration:registration")
+    if result.outcome == outcome.WRONG:
+        form.add_error(
+            "code",
+            _("Incorrect verification code. %(n)s attempts left.") % {"n": result.attempts_left},
+        )
+        return _page(request, status=400, code_form=form)
+    if result.outcome in (outcome.LOCKED, outcome.WRONG_AND_LOCKED):
+        return _page(request, status=429, code_form=form, lock_message=True)
+    form.add_error("code", _("The QR code has expired. Click Refresh and scan the new one."))
+    return _page(request, status=410, code_form=form)
+
+
+@require_GET
+@manager_required
+def qr_image(request: HttpRequest, pk: int) -> HttpResponse:
+    challenge = (
+        Challenge.objects.filter(pk=pk, state=ChallengeState.OPEN).only("pk", "token").first()
+    )
+    if challenge is None:
+        raise Http404("No such open challenge")
+    png = cached_qr_png(challenge.pk, _challenge_url(challenge))
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=300"
+    return response

@@ -1,0 +1,33 @@
+"""The vendor's verification service: the page a phone opens from the QR code."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django_ratelimit.decorators import ratelimit
+
+from registration import clock
+from registration.authority import verify_for_phone
+from registration.net import client_address, ratelimit_key
+
+
+@require_GET
+@never_cache
+@ratelimit(key=ratelimit_key, rate=lambda g, r: settings.RATE_PHONE, block=True, group="phone")
+def verify(request: HttpRequest, token: str) -> HttpResponse:
+    """Show the 6-digit code for a scanned challenge, or why there is none (no login)."""
+    now = clock.now()
+    result = verify_for_phone(token, now=now, client_address=client_address(request))
+    context = {
+        "result": result,
+        "challenge": result.challenge,
+        "seconds_left": (
+            max(int((result.challenge.expires_at - now).total_seconds()), 0)
+            if result.challenge
+            else 0
+        ),
+    }
+    return render(request, "phone/verify.html", context, status=result.status)
