@@ -8,14 +8,21 @@ secrets mounted by an orchestrator).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import ParseResult, parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# ASCII digits only: int() alone would also take "1_000" or non-ASCII digits.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# The same key id rule as registration.license.KID_PATTERN (kept here: settings load first).
+_KID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 
 
 def envraw(name: str) -> str | None:
@@ -55,10 +62,9 @@ def envint(
     value = envraw(name)
     if value is None or value == "":
         return default
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from None
+    if not _INTEGER.fullmatch(value.strip()):
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.")
+    number = int(value.strip())
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}.")
     if maximum is not None and number > maximum:
@@ -73,18 +79,33 @@ def envlist(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def envkeys(name: str) -> dict[str, str]:
-    """Read ``kid=base64key,kid2=base64key`` into a dict; an empty value gives {}."""
+def envkeys(name: str, *, key_bytes: int | None = None) -> dict[str, str]:
+    """Read ``kid=value,kid2=value`` into a dict; an empty value gives {}.
+
+    With key_bytes, each value must be standard base64 of exactly that many bytes (a raw
+    public key), so a mistyped key fails at start-up rather than on the first upload.
+    """
     result: dict[str, str] = {}
     for item in envlist(name, []):
         kid, sep, key = item.partition("=")
         kid, key = kid.strip(), key.strip()
         if not sep or not kid or not key:
-            raise ImproperlyConfigured(f"{name}: expected kid=base64key items, got {item!r}.")
+            raise ImproperlyConfigured(f"{name}: expected kid=value items, got {item!r}.")
+        if not _KID.fullmatch(kid):
+            raise ImproperlyConfigured(f"{name}: key id {kid!r} must match {_KID.pattern}.")
         if kid in result:
             raise ImproperlyConfigured(f"{name}: key id {kid!r} appears twice.")
+        if key_bytes is not None and len(_base64(name, kid, key)) != key_bytes:
+            raise ImproperlyConfigured(f"{name}: key {kid!r} must be {key_bytes} bytes.")
         result[kid] = key
     return result
+
+
+def _base64(name: str, kid: str, value: str) -> bytes:
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise ImproperlyConfigured(f"{name}: key {kid!r} is not base64.") from None
 
 
 def database_from_url(url: str | None, sqlite_path: Path) -> dict:
@@ -110,6 +131,7 @@ def database_from_url(url: str | None, sqlite_path: Path) -> dict:
     name = unquote(parsed.path.lstrip("/"))
     if not name:
         raise ImproperlyConfigured("DATABASE_URL: the database name is missing.")
+    port = _port("DATABASE_URL", parsed)
     options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -117,7 +139,7 @@ def database_from_url(url: str | None, sqlite_path: Path) -> dict:
         "USER": unquote(parsed.username or ""),
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": parsed.hostname or "",
-        "PORT": str(parsed.port or ""),
+        "PORT": str(port or ""),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {"connect_timeout": 5, **options},
@@ -133,6 +155,11 @@ def cache_from_url(url: str | None) -> dict:
         raise ImproperlyConfigured(
             f"CACHE_URL: unsupported scheme {parsed.scheme!r} (use redis://)."
         )
+    _port("CACHE_URL", parsed)
+    if not re.fullmatch(r"/?[0-9]*", parsed.path):
+        raise ImproperlyConfigured(
+            f"CACHE_URL: the database must be a number (redis://host:6379/2), got {parsed.path!r}."
+        )
     return {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": url,
@@ -140,12 +167,36 @@ def cache_from_url(url: str | None) -> dict:
     }
 
 
-def keys_from_dir(directory: Path, suffix: str, *, content: bool = True) -> dict[str, str]:
-    """Map kid -> file content (or path) for files named ``<kid><suffix>`` in directory."""
+def _port(name: str, parsed: ParseResult) -> int | None:
+    try:
+        return parsed.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: the port is not a number from 0 to 65535.") from None
+
+
+def keys_from_dir(
+    directory: Path, suffix: str, *, content: bool = True, key_bytes: int | None = None
+) -> dict[str, str]:
+    """Map kid -> file content (or path) for files named ``<kid><suffix>`` in directory.
+
+    With key_bytes, each file must hold base64 of exactly that many bytes, checked as
+    strictly as the environment variable form, so a corrupt file stops start-up.
+    """
     if not directory.is_dir():
         return {}
     found: dict[str, str] = {}
     for path in sorted(directory.glob(f"*{suffix}")):
         kid = path.name[: -len(suffix)]
-        found[kid] = path.read_text(encoding="ascii").strip() if content else str(path)
+        if not content:
+            found[kid] = str(path)
+            continue
+        try:
+            value = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ImproperlyConfigured(f"{path}: cannot read the key: {exc}") from None
+        if not _KID.fullmatch(kid):
+            raise ImproperlyConfigured(f"{path}: key id {kid!r} must match {_KID.pattern}.")
+        if key_bytes is not None and len(_base64(str(path), kid, value)) != key_bytes:
+            raise ImproperlyConfigured(f"{path}: the key must be {key_bytes} bytes.")
+        found[kid] = value
     return found

@@ -37,7 +37,7 @@ def generate_key_pair_files(directory: Path, kid: str) -> dict[str, str]:
 
     Returns the public keys as base64 (the form the settings take). Refuses to overwrite.
     """
-    if not KID_PATTERN.match(kid):
+    if not KID_PATTERN.fullmatch(kid):
         raise ValueError(f"key id {kid!r} must match {KID_PATTERN.pattern}")
     directory.mkdir(parents=True, exist_ok=True)
     paths = [

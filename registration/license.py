@@ -35,13 +35,16 @@ ARMOR_LINE_WIDTH = 64
 LICENSE_TYPES = ("container", "machine", "public-cloud", "private-cloud")
 TEXT_FIELD_MAX = 200
 MAX_NODES_LIMIT = 10_000
-KID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+# Anchored with \A...\Z so that .match() cannot accept a prefix or a trailing newline.
+KID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
 
-_BASE64_LINE = re.compile(r"^[A-Za-z0-9+/=]+$")
-_VERSION = re.compile(r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Patterns are applied with fullmatch: "$" would let a trailing newline through.
+_BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]+")
+_VERSION = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+# C0 and C1 controls and the Unicode line/paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ENVELOPE_KEYS = {"v", "alg", "kid", "payload", "sig"}
 _REQUIRED = {
     "license_id",
@@ -82,10 +85,14 @@ class License:
     @property
     def valid_until(self) -> datetime:
         """Return the first instant the license is no longer valid (the day after expiry, UTC)."""
+        if self.expires_at == date.max:
+            # There is no day after 9999-12-31; the license never runs out.
+            return datetime.max.replace(tzinfo=UTC)
         return datetime.combine(self.expires_at + timedelta(days=1), time.min, tzinfo=UTC)
 
     def is_expired(self, now: datetime) -> bool:
-        return now >= self.valid_until
+        """Tell whether now is past the end of the expiry day, UTC."""
+        return now.astimezone(UTC).date() > self.expires_at
 
     def to_payload(self) -> dict[str, object]:
         return {
@@ -111,11 +118,19 @@ def b64encode(data: bytes) -> str:
 
 
 def strict_b64decode(text: str) -> bytes:
-    """Decode standard base64 with padding, refusing any stray character."""
+    """Decode canonical standard base64 with padding, refusing any stray character.
+
+    Canonical means the text is exactly what b64encode gives for the decoded bytes, so
+    "QQ==" passes and "QR==" (same bytes, other unused bits) does not: one license has
+    one spelling.
+    """
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise LicenseError(f"bad base64: {exc}") from None
+    if b64encode(raw) != text:
+        raise LicenseError("base64 is not in canonical form")
+    return raw
 
 
 def b64decode_key(raw_b64: str) -> bytes:
@@ -147,7 +162,7 @@ def load_public_keys(pinned: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
 
 def sign_license(lic: License, private_key: Ed25519PrivateKey, kid: str) -> str:
     """Return the armored Container.lic text for lic, signed with private_key under kid."""
-    if not KID_PATTERN.match(kid):
+    if not KID_PATTERN.fullmatch(kid):
         raise ValueError(f"key id {kid!r} must match {KID_PATTERN.pattern}")
     payload = json.dumps(lic.to_payload(), separators=(",", ":"), sort_keys=True).encode()
     envelope = {
@@ -206,8 +221,11 @@ def dearmor(data: bytes) -> bytes:
     if len(lines) < 3 or lines[0] != ARMOR_BEGIN or lines[-1] != ARMOR_END:
         raise LicenseError("armor lines missing or text outside the armor")
     body = lines[1:-1]
-    if not all(_BASE64_LINE.match(line) for line in body):
+    if not all(_BASE64_LINE.fullmatch(line) for line in body):
         raise LicenseError("armor body has a character outside base64")
+    # Lines are exactly ARMOR_LINE_WIDTH long except the last, as sign_license wraps them.
+    if any(len(line) != ARMOR_LINE_WIDTH for line in body[:-1]) or len(body[-1]) > ARMOR_LINE_WIDTH:
+        raise LicenseError(f"armor lines must be {ARMOR_LINE_WIDTH} characters, the last at most")
     return strict_b64decode("".join(body))
 
 
@@ -252,7 +270,7 @@ def _text(payload: Mapping[str, object], name: str) -> str:
 
 def _date(payload: Mapping[str, object], name: str) -> date:
     value = payload[name]
-    if not isinstance(value, str) or not _DATE.match(value):
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise LicenseError(f"{name} must be YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
@@ -277,10 +295,10 @@ def parse_payload(payload: bytes, kid: str = "") -> License:
     if license_type not in LICENSE_TYPES:
         raise LicenseError(f"license_type {license_type!r} is unknown")
     app_version = fields["app_version"]
-    if not isinstance(app_version, str) or not _VERSION.match(app_version):
+    if not isinstance(app_version, str) or not _VERSION.fullmatch(app_version):
         raise LicenseError("app_version must be major.minor")
     issued_at = fields["issued_at"]
-    if not isinstance(issued_at, str) or not _TIMESTAMP.match(issued_at):
+    if not isinstance(issued_at, str) or not _TIMESTAMP.fullmatch(issued_at):
         raise LicenseError("issued_at must be YYYY-MM-DDTHH:MM:SSZ")
     try:
         issued = datetime.strptime(issued_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
