@@ -57,15 +57,21 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before whitenoise: registration's runserver (the development server as a node)
+    # wraps whitenoise's, which wraps staticfiles'.
+    "registration",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "registration",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "registration.middleware.SecurityHeadersMiddleware",
+    # A node that was not admitted to the cluster answers License Exhausted to everything.
+    "registration.nodes.AdmissionMiddleware",
+    # Above everything that may touch the database: an outage answers 503, not 500.
+    "registration.dbguard.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -90,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "registration.context_processors.registration",
+                "registration.gate.context",
             ],
         },
     },
@@ -172,8 +179,12 @@ CONTAINER_AUTH_MIN_BUILD_DATE = envstr("CONTAINER_AUTH_MIN_BUILD_DATE", "2021-10
 # used as a key. Given as `kid=base64,kid2=base64`; when unset, the demo keys made by
 # `manage.py keygen` under KEYS_DIR are used.
 KEYS_DIR = Path(envstr("KEYS_DIR", str(VAR_DIR / "keys")))
-LICENSE_PUBLIC_KEYS = envkeys("LICENSE_PUBLIC_KEYS") or keys_from_dir(KEYS_DIR, ".ed25519.pub")
-AUTHORITY_PUBLIC_KEYS = envkeys("AUTHORITY_PUBLIC_KEYS") or keys_from_dir(KEYS_DIR, ".x25519.pub")
+LICENSE_PUBLIC_KEYS = envkeys("LICENSE_PUBLIC_KEYS", key_bytes=32) or keys_from_dir(
+    KEYS_DIR, ".ed25519.pub", key_bytes=32
+)
+AUTHORITY_PUBLIC_KEYS = envkeys("AUTHORITY_PUBLIC_KEYS", key_bytes=32) or keys_from_dir(
+    KEYS_DIR, ".x25519.pub", key_bytes=32
+)
 # Key id the console puts into new challenges; empty means the last pinned one by name.
 AUTHORITY_KID = envstr("AUTHORITY_KID", "")
 # Vendor side only: private key files by key id (`kid=/path/key.pem`).
@@ -218,3 +229,11 @@ LOGGING = {
 # How long a node may show a registration status another node has changed (the shared
 # cache is invalidated at once; this bounds a per-process cache).
 STATUS_CACHE_SECONDS = envint("STATUS_CACHE_SECONDS", 5, minimum=1)
+# Bearer tokens of GET /api/registration and GET /metrics; empty turns the endpoint off
+# (401). Give them as *_FILE to read them from a mounted secret.
+REGISTRATION_API_TOKEN = envraw("REGISTRATION_API_TOKEN") or ""
+METRICS_TOKEN = envraw("METRICS_TOKEN") or ""
+# Admins see a warning on the console from this many days before the license's last day.
+LICENSE_EXPIRY_WARNING_DAYS = envint("LICENSE_EXPIRY_WARNING_DAYS", 30, minimum=0)
+# Where admins send license requests (Version Information > Request a license).
+LICENSE_REQUEST_EMAIL = envstr("LICENSE_REQUEST_EMAIL", "business@vendor.example")

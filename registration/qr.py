@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import qrcode
@@ -27,9 +28,13 @@ def qr_png(url: str) -> bytes:
     return buffer.getvalue()
 
 
-def cached_qr_png(challenge_pk: int, url: str) -> bytes:
-    """Return the PNG for a challenge, rendering it only the first time."""
-    key = f"registration:qr:{challenge_pk}"
+def cached_qr_png(url: str) -> bytes:
+    """Return the PNG for a challenge's URL, rendering it only the first time.
+
+    Keyed by the URL itself (it holds the whole token), so a reused row id after a
+    database reset can never serve another challenge's image.
+    """
+    key = "registration:qr:" + hashlib.sha256(url.encode("ascii")).hexdigest()
     png = cache.get(key)
     if png is None:
         png = qr_png(url)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
 
-CACHE_KEY = "registration:status:v1"
+from registration import clock
+
+# Bump the version when StatusSnapshot's fields change, so nodes running the old code
+# and the new one never read each other's cached values.
+CACHE_KEY = "registration:status:v2"
 
 
 @dataclass(frozen=True)
@@ -22,18 +27,26 @@ class StatusSnapshot:
     expires_at: date | None = None
     max_nodes: int = 0
     locked_until: datetime | None = None
+    # Live admitted nodes when the snapshot was taken (counting needs a query, so it is
+    # cached here; it may lag a node joining or leaving by STATUS_CACHE_SECONDS).
+    nodes_used: int = 0
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
 
 
+_FIELDS = frozenset(field.name for field in fields(StatusSnapshot))
+
+
 def snapshot() -> StatusSnapshot:
     """Read the status from the database."""
+    from registration import nodes
     from registration.models import Installation
 
     installation = Installation.objects.select_related("license").first()
+    nodes_used = nodes.live_node_count(clock.now())
     if installation is None:
-        return StatusSnapshot(state="unregistered")
+        return StatusSnapshot(state="unregistered", nodes_used=nodes_used)
     lic = installation.license
     return StatusSnapshot(
         state=installation.state,
@@ -43,24 +56,37 @@ def snapshot() -> StatusSnapshot:
         expires_at=lic.expires_at if lic else None,
         max_nodes=lic.max_nodes if lic else 0,
         locked_until=installation.locked_until,
+        nodes_used=nodes_used,
     )
 
 
-def cached_snapshot() -> StatusSnapshot:
-    """Return the status with at most one cache lookup (and a query on a miss)."""
-    value = cache.get(CACHE_KEY)
-    if isinstance(value, dict):
+def cached_snapshot(store: BaseCache | None = None) -> StatusSnapshot:
+    """Return the status with at most one cache lookup (and a query on a miss).
+
+    store is the cache to use (the default cache unless given; a test passes a second
+    client of the same Redis to play another node).
+    """
+    store = cache if store is None else store
+    value = store.get(CACHE_KEY)
+    if isinstance(value, dict) and value.keys() <= _FIELDS and "state" in value:
         return StatusSnapshot(**value)
     fresh = snapshot()
-    cache.set(CACHE_KEY, asdict(fresh), settings.STATUS_CACHE_SECONDS)
+    store.set(CACHE_KEY, asdict(fresh), settings.STATUS_CACHE_SECONDS)
     return fresh
 
 
-def invalidate() -> None:
+def invalidate(store: BaseCache | None = None) -> None:
     """Forget the cached status; called after every committed change of registration."""
-    cache.delete(CACHE_KEY)
+    (cache if store is None else store).delete(CACHE_KEY)
 
 
 def wall_clock() -> datetime:
-    """Time for display-only decisions on hot paths, where a database query is too dear."""
-    return datetime.now(UTC)
+    """Time for display-only decisions on hot paths, where a database query is too dear.
+
+    A clock swapped in with clock.use() (a test's frozen clock) is followed, so tests see
+    the same time here as in the flows; the database's clock is never asked.
+    """
+    in_use = clock._clock
+    if isinstance(in_use, clock.DatabaseClock):
+        return datetime.now(UTC)
+    return in_use.now()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from registration.views import console
+from registration.views import console, request
 
 app_name = "registration"
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("registration/code", console.submit_code, name="code"),
     path("registration/qr/<int:pk>.png", console.qr_image, name="qr"),
     path("version/", console.version_page, name="version"),
+    path("version/request", request.license_request, name="license_request"),
 ]

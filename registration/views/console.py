@@ -12,16 +12,17 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
-from django_ratelimit.decorators import ratelimit
 
 from registration import clock, flows, nodes
 from registration.forms import CodeForm, LicenseUploadForm
 from registration.models import Challenge, ChallengeState, RegistrationState
-from registration.net import client_address, ratelimit_key
+from registration.net import client_address
 from registration.qr import cached_qr_png
+from registration.views.errors import rate_limited
 
 PERMISSION = "registration.manage_registration"
 
@@ -29,10 +30,6 @@ PERMISSION = "registration.manage_registration"
 def manager_required(view):
     """Login first, then the Registration Management permission (403 without it)."""
     return login_required(permission_required(PERMISSION, raise_exception=True)(view))
-
-
-def _rate(setting: str):
-    return lambda group, request: getattr(settings, setting)
 
 
 def _challenge_url(challenge: Challenge) -> str:
@@ -81,10 +78,12 @@ def version_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @manager_required
-@ratelimit(key=ratelimit_key, rate=_rate("RATE_UPLOAD"), block=True, group="upload")
+@rate_limited("upload", "RATE_UPLOAD")
 def upload_license(request: HttpRequest) -> HttpResponse:
+    # Parse the body first: the upload handler flags a too-large file while parsing.
+    data, files = request.POST, request.FILES
     too_large = getattr(request, "upload_too_large", False)
-    form = LicenseUploadForm(request.POST, request.FILES, too_large=too_large)
+    form = LicenseUploadForm(data, files, too_large=too_large)
     if not form.is_valid():
         status = 413 if too_large or form.has_error("license", "too_large") else 400
         return _page(request, status=status, upload_form=form, show_form=True)
@@ -104,7 +103,7 @@ def upload_license(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @manager_required
-@ratelimit(key=ratelimit_key, rate=_rate("RATE_CHALLENGE"), block=True, group="challenge")
+@rate_limited("challenge", "RATE_CHALLENGE")
 def refresh_challenge(request: HttpRequest) -> HttpResponse:
     try:
         result = flows.refresh_challenge(actor=request.user)
@@ -119,7 +118,7 @@ def refresh_challenge(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("code")
 @require_POST
 @manager_required
-@ratelimit(key=ratelimit_key, rate=_rate("RATE_CODE"), block=True, group="code")
+@rate_limited("code", "RATE_CODE")
 def submit_code(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST)
     if not form.is_valid():
@@ -132,13 +131,25 @@ def submit_code(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Registration successful."))
         return redirect("registration:registration")
     if result.outcome == outcome.WRONG:
+        left = result.attempts_left
         form.add_error(
             "code",
-            _("Incorrect verification code. %(n)s attempts left.") % {"n": result.attempts_left},
+            ngettext(
+                "Incorrect verification code. %(n)s attempt left.",
+                "Incorrect verification code. %(n)s attempts left.",
+                left,
+            )
+            % {"n": left},
         )
         return _page(request, status=400, code_form=form)
     if result.outcome in (outcome.LOCKED, outcome.WRONG_AND_LOCKED):
         return _page(request, status=429, code_form=form, lock_message=True)
+    if result.outcome == outcome.NO_CHALLENGE:
+        # Consumed, superseded or never issued: a code can only answer the open QR code.
+        form.add_error(
+            "code", _("No QR code is waiting for a code. Click Refresh and scan the new one.")
+        )
+        return _page(request, status=409, code_form=form)
     form.add_error("code", _("The QR code has expired. Click Refresh and scan the new one."))
     return _page(request, status=410, code_form=form)
 
@@ -146,12 +157,10 @@ def submit_code(request: HttpRequest) -> HttpResponse:
 @require_GET
 @manager_required
 def qr_image(request: HttpRequest, pk: int) -> HttpResponse:
-    challenge = (
-        Challenge.objects.filter(pk=pk, state=ChallengeState.OPEN).only("pk", "token").first()
-    )
+    challenge = Challenge.objects.filter(pk=pk, state=ChallengeState.OPEN).only("token").first()
     if challenge is None:
         raise Http404("No such open challenge")
-    png = cached_qr_png(challenge.pk, _challenge_url(challenge))
+    png = cached_qr_png(_challenge_url(challenge))
     response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, max-age=300"
     return response

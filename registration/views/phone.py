@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from django_ratelimit.decorators import ratelimit
 
 from registration import clock
 from registration.authority import verify_for_phone
-from registration.net import client_address, ratelimit_key
+from registration.net import client_address
+from registration.views.errors import rate_limited
 
 
 @require_GET
 @never_cache
-@ratelimit(key=ratelimit_key, rate=lambda g, r: settings.RATE_PHONE, block=True, group="phone")
+@rate_limited("phone", "RATE_PHONE")
 def verify(request: HttpRequest, token: str) -> HttpResponse:
     """Show the 6-digit code for a scanned challenge, or why there is none (no login)."""
     now = clock.now()

@@ -1,0 +1,62 @@
+"""Template tags for showing or hiding features by registration state.
+
+{% load registration_tags %}
+{% registration_state %}                      -> "registered", "unregistered", ...
+{% current_registration as reg %}{% if reg.is_registered %}...{% endif %}
+{% license_expiry_warning %}                  -> the console's expiry warning, or nothing
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.conf import settings
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from registration.gate import MANAGE_PERMISSION, GateState, RegistrationValue, current_registration
+
+register = template.Library()
+
+
+def _value(context: template.Context) -> RegistrationValue:
+    return current_registration(context.get("request"))
+
+
+@register.simple_tag(takes_context=True)
+def registration_state(context: template.Context) -> str:
+    """Return the state code (see docs/integration.md)."""
+    return str(_value(context).state)
+
+
+@register.simple_tag(takes_context=True, name="current_registration")
+def current_registration_tag(context: template.Context) -> RegistrationValue:
+    """Return the whole RegistrationValue; use with `as name`."""
+    return _value(context)
+
+
+@register.simple_tag(takes_context=True)
+def license_expiry_warning(context: template.Context) -> SafeString | str:
+    """Warn admins from LICENSE_EXPIRY_WARNING_DAYS before the license's last day."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.has_perm(MANAGE_PERMISSION):
+        return ""
+    value = _value(context)
+    if value.expires_at is None or value.days_left is None:
+        return ""
+    day = value.expires_at.strftime("%Y/%m/%d")
+    if value.state == GateState.LICENSE_EXPIRED:
+        return format_html(
+            '<p class="error" role="alert" id="expiry-warning">{}</p>',
+            _("License expired on %(date)s") % {"date": day},
+        )
+    if not 0 <= value.days_left <= settings.LICENSE_EXPIRY_WARNING_DAYS:
+        return ""
+    text = ngettext(
+        "The license expires on %(date)s (%(n)s day left).",
+        "The license expires on %(date)s (%(n)s days left).",
+        value.days_left,
+    ) % {"date": day, "n": value.days_left}
+    return format_html('<p class="warning" role="status" id="expiry-warning">{}</p>', text)

@@ -1,0 +1,362 @@
+"""The QR challenge protocol, both sides, without a database."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import re
+import struct
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from registration import challenge as ch
+from registration.keys import load_authority_key
+from registration.qr import MAX_QR_VERSION, qr_png
+from tests.conftest import KID
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def authority_private(key_dir):
+    return load_authority_key(key_dir / f"{KID}.x25519.pem")
+
+
+@pytest.fixture
+def authority_public(key_dir) -> bytes:
+    return base64.b64decode((key_dir / f"{KID}.x25519.pub").read_text())
+
+
+def make(authority_public: bytes, **overrides) -> tuple[ch.Challenge, bytes]:
+    fields = dict(
+        purpose=ch.Purpose.REGISTER,
+        license_id=uuid.UUID("11111111-2222-3333-4444-555555555555"),
+        installation_id=uuid.UUID("66666666-7777-8888-9999-aaaaaaaaaaaa"),
+        node_name="node-a",
+        node_count=1,
+        kid=KID,
+        authority_public=authority_public,
+        now=NOW,
+        ttl_seconds=300,
+    )
+    fields.update(overrides)
+    return ch.new_challenge(**fields)
+
+
+def test_console_and_authority_derive_the_same_key_and_code(authority_public, authority_private):
+    challenge, console_key = make(authority_public)
+
+    vendor_key = ch.authority_key(challenge, authority_private)
+
+    assert vendor_key == console_key
+    code = ch.code_for(challenge, console_key)
+    assert re.fullmatch(r"[0-9]{6}", code)
+    assert ch.code_for(challenge, vendor_key) == code
+
+
+def test_authority_decodes_the_token_and_agrees_on_the_code(authority_public, authority_private):
+    challenge, key = make(authority_public)
+    token = ch.encode_token(challenge, key)
+
+    decoded, mac = ch.decode_token(token)
+    vendor_key = ch.authority_key(decoded, authority_private)
+
+    assert decoded == challenge
+    assert ch.verify_mac(decoded, mac, vendor_key)
+    assert ch.code_for(decoded, vendor_key) == ch.code_for(challenge, key)
+
+
+def test_another_authority_key_gives_another_key(authority_public, key_dir):
+    challenge, console_key = make(authority_public)
+    other = load_authority_key(key_dir / "test-0.x25519.pem")
+
+    assert ch.authority_key(challenge, other) != console_key
+
+
+def test_challenge_carries_five_minutes_from_issue_and_a_fresh_nonce(authority_public):
+    first, _ = make(authority_public, now=NOW.replace(microsecond=654321))
+    second, _ = make(authority_public)
+
+    assert first.issued_at == NOW
+    assert first.expires_at == NOW + timedelta(minutes=5)
+    assert len(first.nonce) == 16
+    assert first.nonce != second.nonce
+    assert first.server_public != second.server_public
+
+
+def test_expiry_edges(authority_public):
+    challenge, _ = make(authority_public)
+
+    assert not challenge.is_expired(NOW)
+    assert not challenge.is_expired(NOW + timedelta(minutes=4, seconds=59))
+    assert challenge.is_expired(NOW + timedelta(minutes=5))
+    assert challenge.is_expired(NOW - timedelta(seconds=1))
+
+
+def _unb32(token: str) -> bytes:
+    return base64.b32decode(token + "=" * (-len(token) % 8))
+
+
+def _b32(raw: bytes) -> str:
+    return base64.b32encode(raw).decode().rstrip("=")
+
+
+CHANGES = {
+    "purpose": ch.Purpose.RE_REGISTER,
+    "license_id": uuid.UUID("11111111-2222-3333-4444-555555555556"),
+    "installation_id": uuid.UUID("66666666-7777-8888-9999-aaaaaaaaaaab"),
+    "node_name": "node-b",
+    "node_count": 2,
+    "nonce": bytes(16),
+    "issued_at": NOW + timedelta(seconds=1),
+    "expires_at": NOW + timedelta(minutes=5, seconds=1),
+    "kid": "test-0",
+    "server_public": bytes(31) + b"\x09",
+}
+
+
+@pytest.mark.parametrize("field", sorted(CHANGES))
+def test_changing_any_single_field_changes_the_code_and_the_bytes(authority_public, field):
+    challenge, key = make(authority_public)
+    changed = replace(challenge, **{field: CHANGES[field]})
+
+    assert getattr(changed, field) != getattr(challenge, field)
+    assert changed.canonical_bytes() != challenge.canonical_bytes()
+    assert ch.code_for(changed, key) != ch.code_for(challenge, key)
+
+
+def test_every_field_is_covered_by_the_change_table():
+    fields = {f for f in ch.Challenge.__dataclass_fields__ if f != "version"}
+    assert fields == set(CHANGES)
+
+
+def test_code_is_rfc4226_truncation_of_hmac_sha256_over_the_hash():
+    """Pin the code computation to a hand-built vector (key 32 x 0x01)."""
+    import hashlib
+    import hmac
+
+    challenge = ch.Challenge(
+        purpose=ch.Purpose.REGISTER,
+        license_id=uuid.UUID(int=1),
+        installation_id=uuid.UUID(int=2),
+        node_name="n",
+        node_count=1,
+        nonce=bytes(range(16)),
+        issued_at=NOW,
+        expires_at=NOW + timedelta(minutes=5),
+        kid="k",
+        server_public=bytes(32),
+    )
+    key = b"\x01" * 32
+    digest = hmac.new(key, hashlib.sha256(challenge.canonical_bytes()).digest(), "sha256").digest()
+    offset = digest[-1] & 0x0F
+    expected = (int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF) % 1_000_000
+
+    assert ch.code_for(challenge, key) == f"{expected:06d}"
+
+
+def test_canonical_bytes_layout(authority_public):
+    challenge, _ = make(authority_public)
+    raw = challenge.canonical_bytes()
+
+    assert raw[0] == ch.PROTOCOL_VERSION
+    assert raw[1] == int(ch.Purpose.REGISTER)
+    assert raw[2:18] == challenge.license_id.bytes
+    assert raw[18:34] == challenge.installation_id.bytes
+    assert raw[34:50] == challenge.nonce
+    assert struct.unpack(">IIH", raw[50:60]) == (
+        int(NOW.timestamp()),
+        int((NOW + timedelta(minutes=5)).timestamp()),
+        1,
+    )
+    assert raw[60] == len("node-a") and raw[61:67] == b"node-a"
+    assert raw[67] == len(KID) and raw[68 : 68 + len(KID)] == KID.encode()
+    assert raw[68 + len(KID) :] == challenge.server_public
+
+
+def test_tag_is_two_unambiguous_characters_and_follows_the_challenge(authority_public):
+    tags = {make(authority_public)[0].tag for _ in range(40)}
+
+    assert all(len(t) == 2 and set(t) <= set(ch.TAG_ALPHABET) for t in tags)
+    assert len(tags) > 1
+    assert not set(ch.TAG_ALPHABET) & set("0O1IL2Z5S8B6G")
+
+
+def test_token_round_trip_is_upper_case_base32_without_padding(authority_public):
+    challenge, key = make(authority_public, node_name="nœud-é", node_count=7)
+    token = ch.encode_token(challenge, key)
+
+    assert re.fullmatch(r"[A-Z2-7]+", token)
+    decoded, mac = ch.decode_token(token)
+    assert decoded == challenge
+    assert ch.verify_mac(decoded, mac, key)
+    # Lower case (a phone keyboard, a mail client) reads the same.
+    assert ch.decode_token(token.lower())[0] == challenge
+
+
+def test_tampered_token_fails_the_mac(authority_public, authority_private):
+    challenge, key = make(authority_public)
+    raw = bytearray(_unb32(ch.encode_token(challenge, key)))
+    raw[40] ^= 0x01  # a bit of the nonce
+    tampered = base64.b32encode(bytes(raw)).decode().rstrip("=")
+
+    decoded, mac = ch.decode_token(tampered)
+
+    assert decoded != challenge
+    assert not ch.verify_mac(decoded, mac, ch.authority_key(decoded, authority_private))
+
+
+def test_wrong_mac_bytes_fail(authority_public):
+    challenge, key = make(authority_public)
+    raw = bytearray(_unb32(ch.encode_token(challenge, key)))
+    raw[-1] ^= 0x80
+    decoded, mac = ch.decode_token(base64.b32encode(bytes(raw)).decode().rstrip("="))
+
+    assert decoded == challenge
+    assert not ch.verify_mac(decoded, mac, key)
+
+
+def _valid_raw(authority_public: bytes) -> bytes:
+    challenge, key = make(authority_public)
+    return _unb32(ch.encode_token(challenge, key))
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "A",
+        "0000000000000000",  # 0 is not base32
+        "ABC!DEF",
+        "ÄBCDEFGH",
+        "ＡＢＣＤＥＦＧＨ",
+        "AAAAAAAA" * 10,  # too short for the fixed part
+        "A" * 2000,  # longer than any token
+        "ABCDEFG=",
+        "AB CD",
+    ],
+)
+def test_malformed_tokens_raise_challenge_error(token):
+    with pytest.raises(ch.ChallengeError):
+        ch.decode_token(token)
+
+
+def test_truncated_and_extended_tokens_raise_challenge_error(authority_public):
+    raw = _valid_raw(authority_public)
+    for cut in (1, 5, 8, 9, 32, 40, len(raw) - 60):
+        with pytest.raises(ch.ChallengeError):
+            ch.decode_token(_b32(raw[:-cut]))
+    with pytest.raises(ch.ChallengeError):
+        ch.decode_token(_b32(raw + b"\x00"))
+
+
+@pytest.mark.parametrize(
+    ("index", "value", "why"),
+    [
+        (0, 2, "version"),
+        (0, 0, "version"),
+        (1, 0, "purpose"),
+        (1, 3, "purpose"),
+        (60, 65, "node name longer than 64 bytes"),
+        (60, 200, "node name runs past the end"),
+        (60, 7, "node name length off by one"),
+        (67, 0, "empty kid"),
+        (67, 33, "kid longer than 32 bytes"),
+    ],
+)
+def test_wrong_version_purpose_and_lengths_raise_challenge_error(
+    authority_public, index, value, why
+):
+    raw = bytearray(_valid_raw(authority_public))
+    raw[index] = value
+
+    with pytest.raises(ch.ChallengeError):
+        ch.decode_token(_b32(bytes(raw)))
+
+
+def test_non_text_node_name_and_kid_raise_challenge_error(authority_public):
+    raw = bytearray(_valid_raw(authority_public))
+    raw[61] = 0xFF  # not UTF-8
+    with pytest.raises(ch.ChallengeError):
+        ch.decode_token(_b32(bytes(raw)))
+    raw = bytearray(_valid_raw(authority_public))
+    raw[68] = 0xC3  # not ASCII
+    with pytest.raises(ch.ChallengeError):
+        ch.decode_token(_b32(bytes(raw)))
+
+
+def test_low_order_server_key_is_refused_by_the_authority(authority_public, authority_private):
+    challenge, _ = make(authority_public)
+    with pytest.raises(ch.ChallengeError):
+        ch.authority_key(replace(challenge, server_public=bytes(32)), authority_private)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_fuzz_text_never_raises_anything_but_challenge_error(token):
+    with contextlib.suppress(ch.ChallengeError):
+        ch.decode_token(token)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=0, max_size=220))
+def test_fuzz_base32_bytes_never_raise_anything_but_challenge_error(raw):
+    with contextlib.suppress(ch.ChallengeError):
+        ch.decode_token(_b32(raw))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_fuzz_mutated_valid_tokens_never_raise_anything_but_challenge_error(data):
+    public = bytes(range(32))  # any 32 bytes: only the layout matters here
+    challenge = ch.Challenge(
+        purpose=ch.Purpose.REGISTER,
+        license_id=uuid.UUID(int=1),
+        installation_id=uuid.UUID(int=2),
+        node_name="node-a",
+        node_count=1,
+        nonce=bytes(16),
+        issued_at=NOW,
+        expires_at=NOW + timedelta(minutes=5),
+        kid=KID,
+        server_public=public,
+    )
+    raw = bytearray(_unb32(ch.encode_token(challenge, b"k" * 32)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(ch.ChallengeError):
+        ch.decode_token(_b32(bytes(raw)))
+
+
+# --- The QR code ----------------------------------------------------------------------
+
+
+def test_qr_for_a_realistic_url_is_small_and_decodes_to_the_url(authority_public):
+    kid = "vendor-2026-06-primary-key-id-01"
+    assert len(kid) == 32
+    challenge, key = make(authority_public, node_name="n" * 64, kid=kid, node_count=9999)
+    url = f"https://verify.vendor.example.com/m/{ch.encode_token(challenge, key)}"
+
+    png = qr_png(url)
+
+    assert len(png) <= 2560, f"PNG is {len(png)} bytes"
+    image = Image.open(io.BytesIO(png))
+    modules = image.width // 5 - 8  # box size 5, border 4
+    version = (modules - 17) // 4
+    assert version <= MAX_QR_VERSION
+    results = zxingcpp.read_barcodes(image)
+    assert [r.text for r in results] == [url]
+    assert results[0].format == zxingcpp.BarcodeFormat.QRCode
+
+
+def test_qr_refuses_a_url_that_needs_more_than_version_10():
+    with pytest.raises(ValueError, match="version"):
+        qr_png("https://verify.vendor.example.com/m/" + "x" * 400)

@@ -1,0 +1,272 @@
+"""The vendor's verification service: the page a phone opens from the QR code."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from django.urls import reverse
+
+from registration import authority, clock, flows
+from registration.challenge import Purpose, encode_token, new_challenge
+from registration.models import AuditAction, AuditEvent, Binding, Challenge, ChallengeState
+from tests.conftest import KID, START, make_license
+
+pytestmark = pytest.mark.django_db
+
+CODE_ELEMENT = re.compile(r'id="verification-code"[^>]*>([^<]*)<')
+
+
+def phone_url(token: str) -> str:
+    return reverse("phone:verify", kwargs={"token": token})
+
+
+def upload(text: str) -> Challenge:
+    result = flows.upload_license(text.encode(), "container")
+    assert result.accepted, result.validation.causes
+    return result.challenge
+
+
+def crafted_token(license_id: uuid.UUID, *, node_count: int = 1, installation_id=None) -> str:
+    """A token exactly as a console would make it, for facts the test chooses."""
+    proto, key = new_challenge(
+        purpose=Purpose.REGISTER,
+        license_id=license_id,
+        installation_id=installation_id or uuid.uuid4(),
+        node_name="node-a",
+        node_count=node_count,
+        kid=KID,
+        authority_public=base64.b64decode(django_settings.AUTHORITY_PUBLIC_KEYS[KID]),
+        now=clock.now(),
+        ttl_seconds=300,
+    )
+    return encode_token(proto, key)
+
+
+def test_valid_token_shows_the_code_tag_company_project_and_time_left(
+    client: Client, frozen_clock, issue
+):
+    _, text = issue(company="Acme Ltd", project_name="Reports")
+    challenge = upload(text)
+    frozen_clock.advance(seconds=20)
+
+    response = client.get(phone_url(challenge.token))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    code = CODE_ELEMENT.search(body).group(1)
+    assert re.fullmatch(r"[0-9]{6}", code)
+    assert f'id="challenge-tag">{challenge.tag}<' in body
+    assert "<dd>Acme Ltd</dd>" in body and "<dd>Reports</dd>" in body
+    assert 'id="countdown">280<' in body
+    assert 'name="viewport"' in body
+    assert response["Cache-Control"].startswith("max-age=0")
+    # The console accepts exactly this code.
+    assert flows.submit_code(code).outcome == flows.Outcome.ACCEPTED
+
+
+def test_no_login_is_needed(client: Client, frozen_clock, issue):
+    _, text = issue()
+    response = client.get(phone_url(upload(text).token))
+
+    assert response.status_code == 200
+    assert "login" not in response.get("Location", "")
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["x", "NOT-BASE32!", "A" * 100, "A" * 1000, "ＡＢＣＤ", "%00%FF", "AAAA%20AAAA"],
+)
+def test_malformed_tokens_get_a_clear_400(client: Client, frozen_clock, token):
+    response = client.get("/m/" + token)
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "This QR code is not valid." in body
+    assert "Scan the QR code again, or copy the whole link." in body
+    assert 'id="verification-code"' not in body
+
+
+def test_tampered_token_gets_400(client: Client, frozen_clock, issue):
+    _, text = issue()
+    token = upload(text).token
+    raw = bytearray(base64.b32decode(token + "=" * (-len(token) % 8)))
+    raw[40] ^= 0x01
+    tampered = base64.b32encode(bytes(raw)).decode().rstrip("=")
+
+    response = client.get(phone_url(tampered))
+
+    assert response.status_code == 400
+    assert "The QR code has been altered. Scan it again from the server." in (
+        response.content.decode()
+    )
+    assert not Binding.objects.exists()
+
+
+def test_token_for_an_unknown_key_id_gets_400(client: Client, frozen_clock, issue, settings):
+    _, text = issue()
+    token = upload(text).token
+    settings.AUTHORITY_PRIVATE_KEY_FILES = {}
+
+    response = client.get(phone_url(token))
+
+    assert response.status_code == 400
+    assert "This QR code was not made for this verification service." in (response.content.decode())
+
+
+def test_expired_token_gets_410_at_5_00_not_at_4_59(client: Client, frozen_clock, issue):
+    _, text = issue()
+    token = upload(text).token
+    frozen_clock.advance(minutes=4, seconds=59)
+    assert client.get(phone_url(token)).status_code == 200
+    frozen_clock.advance(seconds=1)
+
+    response = client.get(phone_url(token))
+
+    assert response.status_code == 410
+    body = response.content.decode()
+    assert "This QR code has expired." in body
+    assert "Click Refresh on the server and scan the new QR code." in body
+    assert 'id="verification-code"' not in body
+
+
+def test_token_from_far_in_the_future_is_refused(client: Client, frozen_clock, issue):
+    _, text = issue()
+    token = upload(text).token
+    frozen_clock.set(START - timedelta(minutes=5, seconds=1))
+
+    response = client.get(phone_url(token))
+
+    assert response.status_code == 400
+    assert "clock is ahead" in response.content.decode()
+
+
+def test_license_missing_from_the_registry_is_404(client: Client, frozen_clock, sign):
+    lic = make_license()
+    challenge = upload(sign(lic))  # signed, but never recorded as issued
+
+    response = client.get(phone_url(challenge.token))
+
+    assert response.status_code == 404
+    assert "This license is not in the vendor&#x27;s registry." in response.content.decode()
+
+
+def test_revoked_license_is_403(client: Client, frozen_clock, issue):
+    lic, text = issue()
+    challenge = upload(text)
+    row = authority.IssuedLicense.objects.get(license_id=lic.license_id)
+    authority.revoke(row.pk, actor=None, reason="contract ended", now=clock.now())
+
+    response = client.get(phone_url(challenge.token))
+
+    assert response.status_code == 403
+    assert "This license has been revoked." in response.content.decode()
+    assert not Binding.objects.exists()
+    refused = AuditEvent.objects.get(action=AuditAction.BINDING_REFUSED)
+    assert refused.detail["problems"] == ["This license has been revoked."]
+
+
+def test_license_expired_at_midnight_after_its_last_day(client: Client, frozen_clock, issue):
+    _, text = issue(expires_at=date(2026, 6, 1))
+    frozen_clock.set(datetime(2026, 6, 1, 23, 57, tzinfo=UTC))
+    token = upload(text).token
+    frozen_clock.set(datetime(2026, 6, 1, 23, 59, 59, tzinfo=UTC))
+    assert client.get(phone_url(token)).status_code == 200
+    frozen_clock.set(datetime(2026, 6, 2, 0, 0, 0, tzinfo=UTC))
+
+    response = client.get(phone_url(token))
+
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert "License Expired" in body and "Expiration date: 2026/06/01" in body
+
+
+def test_more_nodes_than_the_license_allows_is_license_exhausted(
+    client: Client, frozen_clock, issue
+):
+    lic, _ = issue(max_nodes=2)
+    assert client.get(phone_url(crafted_token(lic.license_id, node_count=2))).status_code == 200
+    Binding.objects.all().delete()
+
+    response = client.get(phone_url(crafted_token(lic.license_id, node_count=3)))
+
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert "License Exhausted" in body
+    assert "Nodes: 3, maximum: 2" in body
+    assert 'id="verification-code"' not in body
+    assert not Binding.objects.exists()
+
+
+def test_binding_is_recorded_then_refreshed_on_a_new_scan(client: Client, frozen_clock, issue):
+    lic, text = issue(max_nodes=4)
+    challenge = upload(text)
+    installation_id = flows.get_installation().installation_id
+
+    client.get(phone_url(challenge.token))
+
+    binding = Binding.objects.get()
+    assert binding.license.license_id == lic.license_id
+    assert binding.installation_id == installation_id
+    assert (binding.first_bound, binding.last_verified) == (START, START)
+    assert binding.node_count == 1
+    assert binding.state == "active"
+
+    frozen_clock.advance(minutes=7)
+    token = crafted_token(lic.license_id, node_count=3, installation_id=installation_id)
+    assert client.get(phone_url(token)).status_code == 200
+
+    binding.refresh_from_db()
+    assert binding.first_bound == START
+    assert binding.last_verified == START + timedelta(minutes=7)
+    assert binding.node_count == 3
+    assert Binding.objects.count() == 1
+    shown = AuditEvent.objects.filter(action=AuditAction.CODE_SHOWN)
+    assert shown.count() == 2
+    assert all(e.client_address == "127.0.0.1" for e in shown)
+
+
+def test_rate_limit_per_client_address_is_429(client: Client, frozen_clock, settings):
+    settings.RATE_PHONE = "3/m"
+    for _ in range(3):
+        assert client.get("/m/AAAA", REMOTE_ADDR="10.0.0.1").status_code == 400
+
+    limited = client.get("/m/AAAA", REMOTE_ADDR="10.0.0.1")
+    other_address = client.get("/m/AAAA", REMOTE_ADDR="10.0.0.2")
+    spoofed = client.get("/m/AAAA", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="10.9.9.9")
+
+    assert limited.status_code == 429
+    assert "Too many requests" in limited.content.decode()
+    assert other_address.status_code == 400
+    assert spoofed.status_code == 429
+
+
+def test_console_upload_and_code_are_rate_limited_too(manager_client, frozen_clock, settings):
+    settings.RATE_CODE = "2/m"
+    settings.RATE_UPLOAD = "1/m"
+    url = reverse("registration:code")
+    assert manager_client.post(url, {"code": "x"}).status_code == 400
+    assert manager_client.post(url, {"code": "x"}).status_code == 400
+    assert manager_client.post(url, {"code": "x"}).status_code == 429
+    upload_url = reverse("registration:upload")
+    assert manager_client.post(upload_url, {}).status_code == 400
+    assert manager_client.post(upload_url, {}).status_code == 429
+
+
+def test_phone_page_is_get_only(client: Client, frozen_clock):
+    assert client.post("/m/AAAA").status_code == 405
+
+
+def test_phone_scan_leaves_the_console_challenge_open(client: Client, frozen_clock, issue):
+    _, text = issue()
+    challenge = upload(text)
+
+    client.get(phone_url(challenge.token))
+
+    challenge.refresh_from_db()
+    assert challenge.state == ChallengeState.OPEN

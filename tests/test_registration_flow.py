@@ -1,0 +1,326 @@
+"""The Registration page from upload to Registered, through the real views."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from registration import authority, clock, flows
+from registration.models import (
+    AuditAction,
+    AuditEvent,
+    Challenge,
+    ChallengeState,
+    InstalledLicense,
+    RegistrationState,
+)
+
+pytestmark = pytest.mark.django_db
+
+PAGE = reverse("registration:registration")
+UPLOAD = reverse("registration:upload")
+REFRESH = reverse("registration:challenge")
+CODE = reverse("registration:code")
+
+
+def upload(client: Client, text: str, auth_method: str = "container"):
+    return client.post(
+        UPLOAD,
+        {
+            "auth_method": auth_method,
+            "license": SimpleUploadedFile("Container.lic", text.encode()),
+        },
+    )
+
+
+def open_challenge() -> Challenge:
+    return Challenge.objects.get(state=ChallengeState.OPEN)
+
+
+def phone_code(challenge: Challenge) -> str:
+    """What the phone shows for this challenge, from the vendor's side."""
+    result = authority.verify_for_phone(challenge.token, now=clock.now())
+    assert result.ok, result.problems
+    return result.code
+
+
+def actions() -> list[str]:
+    return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
+
+
+def test_accepted_upload_shows_qr_tag_link_and_countdown(manager_client, frozen_clock, issue):
+    lic, text = issue()
+
+    response = upload(manager_client, text)
+
+    assert response.status_code == 302
+    assert response["Location"] == PAGE
+    page = manager_client.get(PAGE)
+    body = page.content.decode()
+    challenge = open_challenge()
+    assert f'src="{reverse("registration:qr", kwargs={"pk": challenge.pk})}"' in body
+    assert f'id="challenge-tag">{challenge.tag}<' in body
+    assert f'id="challenge-link">http://testserver/m/{challenge.token}<' in body
+    assert 'id="countdown">300<' in body
+    assert "License uploaded. Scan the QR code with your phone." in body
+    assert 'id="registration-state"' in body and "Unregistered" in body
+    assert str(lic.license_id) in body
+    # The license text is stored verbatim.
+    assert InstalledLicense.objects.get().text == text
+    frozen_clock.advance(minutes=4, seconds=59)
+    assert 'id="countdown">1<' in manager_client.get(PAGE).content.decode()
+
+
+def test_code_from_the_phone_registers_the_installation(manager_client, frozen_clock, issue):
+    lic, text = issue(max_nodes=3)
+    upload(manager_client, text)
+
+    response = manager_client.post(CODE, {"code": f" {phone_code(open_challenge())} "})
+
+    assert response.status_code == 302
+    body = manager_client.get(PAGE).content.decode()
+    assert "Registration successful." in body
+    assert re.search(r'id="registration-state">\s*Registered', body)
+    assert "Acme Ltd" in body and "Reports" in body and "2027/01/31" in body
+    assert 'id="nodes-used">1 of 3<' in body
+    installation = flows.get_installation()
+    assert installation.state == RegistrationState.REGISTERED
+    assert installation.registered_at == clock.now()
+    assert not Challenge.objects.filter(state=ChallengeState.OPEN).exists()
+
+
+def test_rejected_upload_lists_every_cause_with_exact_details(manager_client, frozen_clock, issue):
+    _, text = issue(
+        app_name="OtherServer",
+        app_version="12.0",
+        project_content="dashboards",
+        expires_at=date(2026, 5, 31),
+        max_nodes=1,
+    )
+
+    response = upload(manager_client, text)
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'id="registration-failed"' in body and "Registration failed" in body
+    titles = re.findall(r'<li class="cause" data-code="[a-z_]+"><strong>([^<]+)</strong>', body)
+    assert titles == [
+        "License Expired",
+        "Version Mismatch",
+        "App Name Mismatch",
+        "Project Content Mismatch",
+    ]
+    details = re.findall(r"<dd>([^<]+)</dd>", body.split('id="failure-details"')[1])
+    assert details == [
+        "Expiration date: 2026/05/31",
+        "Certified application version : 12.0",
+        "Local application version : 11.0",
+        "Authentication application name: OtherServer",
+        "Local application name: ReportServer",
+        "Authentication project content: dashboards",
+        "Local project content: reports",
+    ]
+    assert "<summary>Details</summary>" in body
+    assert not InstalledLicense.objects.exists()
+    assert not Challenge.objects.exists()
+    event = AuditEvent.objects.get(action=AuditAction.UPLOAD_REFUSED)
+    assert event.detail["causes"] == [
+        "license_expired",
+        "version_mismatch",
+        "app_name_mismatch",
+        "project_content_mismatch",
+    ]
+
+
+def test_garbage_upload_is_license_content_incorrect(manager_client, frozen_clock):
+    response = upload(manager_client, "not a license at all")
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert "<strong>License content is incorrect</strong>" in body
+    assert not InstalledLicense.objects.exists()
+
+
+def test_rejected_upload_keeps_the_installed_license_and_registration(
+    manager_client, frozen_clock, issue
+):
+    _, good = issue()
+    upload(manager_client, good)
+    manager_client.post(CODE, {"code": phone_code(open_challenge())})
+    installed = flows.get_installation().license
+    _, bad = issue(app_version="12.0")
+
+    response = upload(manager_client, bad)
+
+    assert response.status_code == 422
+    installation = flows.get_installation()
+    assert installation.license == installed
+    assert installation.state == RegistrationState.REGISTERED
+    assert InstalledLicense.objects.count() == 1
+
+
+def test_older_license_than_the_installed_one_is_refused(manager_client, frozen_clock, issue):
+    _, newer = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    upload(manager_client, newer)
+    installed = flows.get_installation().license
+    _, older = issue(issued_at=datetime(2026, 2, 1, 8, 0, tzinfo=UTC))
+
+    response = upload(manager_client, older)
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'data-code="license_superseded"><strong>License Superseded</strong>' in body
+    assert "<dd>Uploaded license issued at 2026/02/01 08:00:00 UTC</dd>" in body
+    assert "<dd>Installed license issued at 2026/03/01 08:00:00 UTC</dd>" in body
+    assert flows.get_installation().license == installed
+    event = AuditEvent.objects.filter(action=AuditAction.UPLOAD_REFUSED).get()
+    assert event.detail["causes"] == ["license_superseded"]
+
+
+def test_same_or_newer_license_replaces_the_installed_one(manager_client, frozen_clock, issue):
+    _, first = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    upload(manager_client, first)
+    lic, same_time = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+
+    assert upload(manager_client, same_time).status_code == 302
+    assert flows.get_installation().license.license_id == lic.license_id
+
+
+def test_refresh_supersedes_the_old_challenge_and_its_code(manager_client, frozen_clock, issue):
+    _, text = issue()
+    upload(manager_client, text)
+    old = open_challenge()
+    old_code = phone_code(old)
+    installation_id = flows.get_installation().installation_id
+
+    response = manager_client.post(REFRESH)
+
+    assert response.status_code == 302
+    old.refresh_from_db()
+    assert old.state == ChallengeState.SUPERSEDED
+    new = open_challenge()
+    assert new.pk != old.pk and new.token != old.token
+    while phone_code(new) == old_code:  # one chance in a million: draw again
+        manager_client.post(REFRESH)
+        new = open_challenge()
+    refused = manager_client.post(CODE, {"code": old_code})
+    assert refused.status_code == 400
+    assert "Incorrect verification code. 4 attempts left." in refused.content.decode()
+    assert flows.get_installation().installation_id == installation_id
+    assert manager_client.post(CODE, {"code": phone_code(new)}).status_code == 302
+    assert flows.get_installation().installation_id == installation_id
+
+
+def test_refresh_without_a_license_says_upload_first(manager_client, frozen_clock):
+    response = manager_client.post(REFRESH)
+
+    assert response.status_code == 409
+    assert "Upload a license first." in response.content.decode()
+
+
+def test_refresh_rechecks_the_license(manager_client, frozen_clock, issue):
+    _, text = issue(expires_at=date(2026, 6, 1))
+    upload(manager_client, text)
+    frozen_clock.set(datetime(2026, 6, 2, 0, 0, tzinfo=UTC))
+
+    response = manager_client.post(REFRESH)
+
+    assert response.status_code == 422
+    assert "<dd>Expiration date: 2026/06/01</dd>" in response.content.decode()
+
+
+def test_installation_id_is_made_once_and_kept(manager_client, frozen_clock, issue):
+    first = flows.get_installation().installation_id
+    _, text = issue()
+    upload(manager_client, text)
+    manager_client.post(REFRESH)
+
+    assert flows.get_installation().installation_id == first
+    assert {c.installation_id for c in Challenge.objects.all()} == {flows.get_installation().pk}
+    assert isinstance(first, uuid.UUID)
+
+
+def test_audit_log_follows_the_whole_registration(manager_client, manager, frozen_clock, issue):
+    _, bad = issue(app_version="12.0")
+    lic, good = issue()
+    upload(manager_client, bad)
+    upload(manager_client, good)
+    manager_client.post(REFRESH)
+    right = phone_code(open_challenge())
+    manager_client.post(CODE, {"code": f"{(int(right) + 1) % 1_000_000:06d}"})
+    manager_client.post(CODE, {"code": right})
+
+    console_actions = [
+        a for a in actions() if a not in (AuditAction.LICENSE_ISSUED, AuditAction.CODE_SHOWN)
+    ]
+    expected = [
+        AuditAction.UPLOAD_REFUSED,
+        AuditAction.UPLOAD_ACCEPTED,
+        AuditAction.CHALLENGE_ISSUED,
+        AuditAction.CHALLENGE_ISSUED,
+        AuditAction.CODE_REFUSED,
+        AuditAction.CODE_ACCEPTED,
+    ]
+    assert console_actions == expected
+    installation_id = flows.get_installation().installation_id
+    for event in AuditEvent.objects.filter(action__in=expected):
+        assert event.actor == manager
+        assert event.actor_label == "manager"
+        assert event.installation_id == installation_id
+        assert event.at == clock.now()
+    accepted = AuditEvent.objects.get(action=AuditAction.UPLOAD_ACCEPTED)
+    assert accepted.license_id == lic.license_id
+    assert accepted.client_address == "127.0.0.1"
+
+
+def test_lock_is_audited_and_the_page_says_until_when(manager_client, frozen_clock, issue):
+    _, text = issue()
+    upload(manager_client, text)
+    right = phone_code(open_challenge())
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        manager_client.post(CODE, {"code": wrong})
+
+    response = manager_client.post(CODE, {"code": wrong})
+
+    assert response.status_code == 429
+    body = response.content.decode()
+    assert "Locked until 12:15:00" in body
+    assert "Submissions are locked until 12:15:00 (server time, UTC)." in body
+    lock = AuditEvent.objects.get(action=AuditAction.LOCKED)
+    assert lock.detail == {"failed_attempts": 5, "locked_until": "2026-06-01T12:15:00+00:00"}
+    assert AuditEvent.objects.filter(action=AuditAction.CODE_REFUSED).count() == 4
+    assert "Locked until 12:15:00" in manager_client.get(PAGE).content.decode()
+    frozen_clock.advance(minutes=15)
+    assert "Locked until" not in manager_client.get(PAGE).content.decode()
+
+
+def test_register_now_opens_the_form_with_local_container(manager_client):
+    body = manager_client.get(PAGE).content.decode()
+    assert 'id="register-now"' in body
+    assert 'id="register-form"' not in body
+
+    body = manager_client.get(PAGE + "?register=1").content.decode()
+
+    assert 'id="register-form"' in body
+    assert "AUTH Method" in body
+    assert '<option value="container">Local Container</option>' in body
+    assert 'id="upload-license"' in body and "Upload License" in body
+
+
+def test_upload_form_errors_are_400_and_store_nothing(manager_client, frozen_clock, issue):
+    _, text = issue()
+
+    wrong_method = upload(manager_client, text, auth_method="machine")
+    empty = upload(manager_client, "   ")
+
+    assert wrong_method.status_code == 400
+    assert empty.status_code == 400
+    assert "The file is empty." in empty.content.decode()
+    assert not InstalledLicense.objects.exists()
