@@ -1,0 +1,410 @@
+"""Rows 5-7, on PostgreSQL: the phone page under load and at scale, and a burst of codes.
+
+Rows 5 and 7 start gunicorn on a loopback port against the bench database (with
+gunicorn.conf.py when the repository has one, else two sync workers) and drive it from
+client threads with http.client; row 6 times the phone page in this process, where the
+only thing that changes between its two runs is the size of the tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from bench.common import Row, le, ms, percentile
+from bench.pages import install_license, manager_client
+from registration import clock, flows
+from registration.authority import record_issued_license
+from registration.challenge import Purpose, code_for, decode_token, encode_token, new_challenge
+from registration.keys import load_signing_key
+from registration.license import b64decode_key, sign_license
+from registration.models import AuditAction, AuditEvent, Installation
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = 20
+START_SECONDS = 30
+PHASE_SECONDS = 60
+
+
+# --- The server -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    host = db["HOST"] or "127.0.0.1"
+    return f"postgres://{db['USER']}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def gunicorn_command(port: int) -> tuple[list[str], str]:
+    binary = str(Path(sys.executable).with_name("gunicorn"))
+    bind = f"--bind=127.0.0.1:{port}"
+    if (ROOT / "gunicorn.conf.py").exists():
+        return [binary, "-c", "gunicorn.conf.py", bind, "licserver.wsgi"], "gunicorn.conf.py"
+    return [binary, "licserver.wsgi", "-w", "2", bind], "-w 2 (sync)"
+
+
+@contextlib.contextmanager
+def gunicorn() -> Iterator[tuple[int, str]]:
+    """Run gunicorn against the bench database; yield (port, how it was configured)."""
+    port = _free_port()
+    command, how = gunicorn_command(port)
+    env = dict(os.environ)
+    env.update(DATABASE_URL=_database_url(), SECRET_KEY=settings.SECRET_KEY)
+    env.pop("SECRET_KEY_FILE", None)
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited at start-up: {' '.join(command)}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start listening") from None
+                time.sleep(0.1)
+        yield port, how
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=START_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=START_SECONDS)
+
+
+# --- Load ------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """What a load phase measured: latencies (ns), statuses, elapsed wall time."""
+
+    latencies: list[int] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    elapsed_ns: int = 0
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / (self.elapsed_ns / 1e9)
+
+
+def load(port: int, urls: list[str], per_client: int) -> Phase:
+    """One keep-alive client thread per URL, per_client GETs each, bounded in time."""
+    phase = Phase()
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(urls) + 1)
+    deadline = time.monotonic() + PHASE_SECONDS
+
+    def client(url: str) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, statuses = [], Counter()
+        barrier.wait()
+        for _ in range(per_client):
+            if time.monotonic() > deadline:
+                break
+            start = time.perf_counter_ns()
+            try:
+                conn.request("GET", url)
+                response = conn.getresponse()
+                response.read()
+                statuses[response.status] += 1
+            except (OSError, http.client.HTTPException) as exc:
+                statuses[type(exc).__name__] += 1
+                conn.close()  # http.client reconnects on the next request
+                continue
+            mine.append(time.perf_counter_ns() - start)
+        conn.close()
+        with lock:
+            phase.latencies.extend(mine)
+            phase.statuses.update(statuses)
+
+    threads = [threading.Thread(target=client, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter_ns()
+    for thread in threads:
+        thread.join()
+    phase.elapsed_ns = time.perf_counter_ns() - start
+    return phase
+
+
+def _sign(kid: str, **fields):
+    from bench.micro import sample_license
+
+    lic = sample_license(kid)
+    lic = type(lic)(**{**lic.__dict__, "license_id": uuid.uuid4(), **fields})
+    text = sign_license(lic, load_signing_key(settings.LICENSE_SIGNING_KEY_FILES[kid]), kid)
+    return lic, text
+
+
+def phone_token(kid: str, license_id: uuid.UUID, installation_id: uuid.UUID) -> str:
+    """Make the token a console would put in its QR for this license, valid from now."""
+    challenge, key = new_challenge(
+        purpose=Purpose.REGISTER,
+        license_id=license_id,
+        installation_id=installation_id,
+        node_name="bench-node",
+        node_count=1,
+        kid=kid,
+        authority_public=b64decode_key(settings.AUTHORITY_PUBLIC_KEYS[kid]),
+        now=clock.now(),
+        ttl_seconds=settings.CHALLENGE_TTL_SECONDS,
+    )
+    return encode_token(challenge, key)
+
+
+def _altered(token: str) -> str:
+    """Change one character of the MAC: well-formed, refused before any database work."""
+    i = len(token) - 4
+    return token[:i] + ("B" if token[i] != "B" else "C") + token[i + 1 :]
+
+
+def _baseline_url(port: int, token: str) -> tuple[str, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for url in ("/healthz", "/healthz/"):
+        conn.request("GET", url)
+        response = conn.getresponse()
+        response.read()
+        if response.status == 200:
+            return url, f"{url} (one database round trip, no write)"
+    return f"/m/{_altered(token)}", "phone page with an altered MAC (no database work)"
+
+
+def phone_throughput(kid: str, quick: bool, tmp: Path) -> Row:
+    """Phone page, 20 concurrent clients (one license each), against a trivial view."""
+    tokens = []
+    for _ in range(CLIENTS):
+        lic, text = _sign(kid)
+        record_issued_license(lic, text, at=clock.now())
+        tokens.append(phone_token(kid, lic.license_id, uuid.uuid4()))
+    per_client = 15 if quick else 40
+    repeats = 3
+    with gunicorn() as (port, how):
+        baseline_url, baseline_name = _baseline_url(port, tokens[0])
+        phone_urls = [f"/m/{token}" for token in tokens]
+        load(port, phone_urls, 2)  # first scans bind; warm both paths
+        load(port, [baseline_url] * CLIENTS, 2)
+        targets, baselines, ratios = [], [], []
+        for _ in range(repeats):
+            base = load(port, [baseline_url] * CLIENTS, per_client)
+            target = load(port, phone_urls, per_client)
+            baselines.append(base)
+            targets.append(target)
+            ratios.append(target.throughput / base.throughput)
+    latencies = [ns for phase in targets for ns in phase.latencies]
+    statuses = sum((phase.statuses for phase in targets), Counter())
+    base_statuses = sum((phase.statuses for phase in baselines), Counter())
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    ratio = statistics.median(ratios)
+    tail = p99 / p50
+    ok = ratio >= 0.5 and tail <= 3 and set(statuses) == {200}
+    return Row(
+        "5",
+        "phone page, 20 concurrent clients, gunicorn",
+        f"{ratio:.2f}x",
+        ">= 0.5x",
+        ok,
+        [
+            f"phone {statistics.median(t.throughput for t in targets):.0f} req/s vs baseline "
+            f"{statistics.median(b.throughput for b in baselines):.0f} req/s; gunicorn {how}",
+            f"baseline: {baseline_name}",
+            f"latency p50 {ms(p50)}, p99 {ms(p99)} -> p99/p50 {tail:.2f} "
+            f"(goal <= 3: {'PASS' if tail <= 3 else 'OVER'})",
+            f"statuses: phone {dict(statuses)}, baseline {dict(base_statuses)}",
+        ],
+    )
+
+
+# --- Row 6 -------------------------------------------------------------------------------
+
+_BULK_LICENSES = """
+INSERT INTO registration_issuedlicense
+    (license_id, license_type, company, project_name, app_name, app_version,
+     project_content, contract_date, issued_at, expires_at, max_nodes, kid, text,
+     revoked_reason)
+SELECT gen_random_uuid(), 'container', 'Bulk customer ' || g, 'Reports', %s, '11.0',
+       'reports', DATE '2026-01-15', TIMESTAMPTZ '2026-01-15 09:30:00+00',
+       DATE '2099-12-31', 4, %s,
+       'bulk row: the verification path reads this column but never parses it', ''
+FROM generate_series(1, %s) AS g
+"""
+_BULK_BINDINGS = """
+INSERT INTO registration_binding
+    (license_id, installation_id, node_count, state, first_bound, last_verified,
+     unbound_reason)
+SELECT id, gen_random_uuid(), 1, 'active', now(), now(), ''
+FROM registration_issuedlicense WHERE id > %s
+"""
+
+
+def _fill(count: int, kid: str) -> float:
+    """Add count licenses, each bound to its own installation; return seconds taken."""
+    start = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM registration_issuedlicense")
+        (last_id,) = cursor.fetchone()
+        cursor.execute(_BULK_LICENSES, [settings.APP_NAME, kid, count])
+        cursor.execute(_BULK_BINDINGS, [last_id])
+        cursor.execute("VACUUM ANALYZE registration_issuedlicense")
+        cursor.execute("VACUUM ANALYZE registration_binding")
+        cursor.execute("VACUUM ANALYZE registration_auditevent")
+    return time.monotonic() - start
+
+
+def _sample(size: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.license_id, b.installation_id FROM registration_issuedlicense l "
+            "JOIN registration_binding b ON b.license_id = l.id AND b.state = 'active' "
+            "ORDER BY random() LIMIT %s",
+            [size],
+        )
+        return [(uuid.UUID(str(a)), uuid.UUID(str(b))) for a, b in cursor.fetchall()]
+
+
+def _phone_latency(kid: str, size: int, repeats: int) -> tuple[float, Counter]:
+    """Median time of one phone verification (an already-bound installation re-scanning)."""
+    client = Client()
+    statuses: Counter = Counter()
+    medians = []
+    for _ in range(repeats):
+        urls = [f"/m/{phone_token(kid, lic, inst)}" for lic, inst in _sample(size)]
+        times = []
+        for url in urls:
+            start = time.perf_counter_ns()
+            response = client.get(url)
+            times.append(time.perf_counter_ns() - start)
+            statuses[response.status_code] += 1
+        medians.append(statistics.median(times))
+    return statistics.median(medians), statuses
+
+
+def phone_at_scale(kid: str, quick: bool) -> Row:
+    """Phone verification with 1,000,000 licenses and bindings, against 1,000."""
+    big = 100_000 if quick else 1_000_000
+    size, repeats = (100, 3) if quick else (200, 5)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE registration_binding, registration_issuedlicense, registration_auditevent"
+        )
+    _fill(1000, kid)
+    small_ns, small_statuses = _phone_latency(kid, size, repeats)
+    fill_seconds = _fill(big - 1000, kid)
+    big_ns, big_statuses = _phone_latency(kid, size, repeats)
+    ratio = big_ns / small_ns
+    statuses = small_statuses + big_statuses
+    return Row(
+        "6",
+        f"phone page with {big:,} licenses vs 1,000",
+        f"{ratio:.2f}x",
+        "<= 1.2x",
+        le(ratio, 1.2) and set(statuses) == {200},
+        [
+            f"median {ms(big_ns)} at {big:,} vs {ms(small_ns)} at 1,000 "
+            f"({size} random licenses x {repeats})",
+            f"filled {big - 1000:,} licenses and bindings in {fill_seconds:.0f} s "
+            f"(INSERT ... SELECT generate_series, then VACUUM ANALYZE); statuses "
+            f"{dict(statuses)}",
+        ],
+    )
+
+
+# --- Row 7 -------------------------------------------------------------------------------
+
+CSRF_SECRET = "b3nchCsrfS3cretb3nchCsrfS3cret00"  # 32 characters, as Django's own
+
+
+def wrong_codes(kid: str, quick: bool, tmp: Path) -> Row:
+    """200 concurrent wrong codes: exactly LOCKOUT_MAX_ATTEMPTS compared, no 5xx."""
+    burst = 200
+    install_license(kid)
+    Installation.objects.update(failed_attempts=0, locked_until=None, lock_count=0)
+    result = flows.refresh_challenge()  # a fresh 5-minute QR, whatever ran before
+    assert result.challenge is not None, result.causes
+    challenge, _mac = decode_token(result.challenge.token)
+    right = code_for(challenge, bytes(result.challenge.key))
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    session = manager_client().cookies["sessionid"].value
+    checked_actions = [AuditAction.CODE_REFUSED, AuditAction.LOCKED]
+    before = AuditEvent.objects.filter(action__in=checked_actions).count()
+    body = f"csrfmiddlewaretoken={CSRF_SECRET}&code={wrong}"
+    headers = {
+        "Cookie": f"sessionid={session}; csrftoken={CSRF_SECRET}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+    with gunicorn() as (port, how):
+        barrier = threading.Barrier(burst)
+
+        def submit() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PHASE_SECONDS)
+            barrier.wait(timeout=PHASE_SECONDS)
+            try:
+                conn.request("POST", "/system/registration/code", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                outcome: object = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = type(exc).__name__
+            finally:
+                conn.close()
+            with lock:
+                statuses[outcome] += 1
+
+        threads = [threading.Thread(target=submit) for _ in range(burst)]
+        start = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=PHASE_SECONDS * 2)
+        elapsed = time.monotonic() - start
+    checked = AuditEvent.objects.filter(action__in=checked_actions).count() - before
+    installation = Installation.objects.get()
+    errors = {k: v for k, v in statuses.items() if not isinstance(k, int) or k >= 500}
+    limit = settings.LOCKOUT_MAX_ATTEMPTS
+    locked_for = installation.locked_until - clock.now() if installation.locked_until else None
+    ok = checked == limit and not errors and sum(statuses.values()) == burst
+    return Row(
+        "7",
+        f"{burst} concurrent wrong codes",
+        f"{checked} checked",
+        f"= {limit}, no 5xx",
+        ok,
+        [
+            f"responses {dict(sorted(statuses.items(), key=str))} in {elapsed:.1f} s; "
+            f"gunicorn {how}",
+            f"audit: {checked} code checks recorded; failed_attempts "
+            f"{installation.failed_attempts}, locked for "
+            f"{(locked_for or timedelta()).total_seconds() / 60:.0f} min",
+        ],
+    )

@@ -1,0 +1,169 @@
+"""Rows 3 and 4: the QR page with its image, and the restart reminder on every page."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.template.backends.django import DjangoTemplates
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.urls import path, reverse
+
+from bench.common import Row, compare, le, ms
+from bench.micro import sample_license
+from registration import flows
+from registration.keys import load_signing_key
+from registration.license import sign_license
+from registration.models import Challenge, ChallengeState
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_LIMIT = 2560
+REMINDER_PROCESSOR = "registration.context_processors.registration"
+
+
+def manager_client() -> Client:
+    """A logged-in admin with the Registration Management permission (not a superuser)."""
+    user, _ = User.objects.get_or_create(username="bench-manager")
+    user.user_permissions.add(Permission.objects.get(codename="manage_registration"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def install_license(kid: str) -> Challenge:
+    """Upload a fitting license as an admin would; return the QR challenge it opens."""
+    open_now = Challenge.objects.filter(state=ChallengeState.OPEN).first()
+    if open_now is not None:
+        return open_now
+    lic = sample_license(kid)
+    text = sign_license(lic, load_signing_key(settings.LICENSE_SIGNING_KEY_FILES[kid]), kid)
+    result = flows.upload_license(text.encode("ascii"), "container")
+    assert result.accepted, result.validation.codes
+    assert result.challenge is not None
+    return result.challenge
+
+
+def qr_page(kid: str, quick: bool) -> Row:
+    """Page + its (cached) image, against the page alone."""
+    challenge = install_license(kid)
+    client = manager_client()
+    page_url = reverse("registration:registration")
+    image_url = reverse("registration:qr", args=[challenge.pk])
+    page = client.get(page_url)
+    assert page.status_code == 200, page.status_code
+    assert image_url in page.content.decode(), "the page does not show the QR image"
+    first = client.get(image_url)
+    assert first.status_code == 200 and first["Content-Type"] == "image/png"
+    png_size = len(first.content)
+
+    def page_only() -> None:
+        assert client.get(page_url).status_code == 200
+
+    def page_and_image() -> None:
+        assert client.get(page_url).status_code == 200
+        assert client.get(image_url).status_code == 200
+
+    t, b, ratio = compare(page_and_image, page_only, loops=20 if quick else 60)
+    image_ok = png_size <= PNG_LIMIT
+    return Row(
+        "3",
+        "QR page with its image vs the page alone",
+        f"{ratio:.2f}x",
+        "<= 1.2x",
+        le(ratio, 1.2) and image_ok,
+        [
+            f"page+image {ms(t)} vs page {ms(b)}",
+            f"PNG {png_size} bytes (goal <= {PNG_LIMIT}: {'PASS' if image_ok else 'OVER'})",
+        ],
+    )
+
+
+# --- Row 4: a bare view rendered with and without the reminder ----------------------
+
+_PAGE = "<p>{% if user.is_authenticated %}{{ user.get_username }}{% endif %}</p>"
+_WITH = _PAGE + ('{% if restart_reminder %}{% include "registration/reminder.html" %}{% endif %}')
+
+
+def _engine(name: str, processors: list[str]) -> DjangoTemplates:
+    return DjangoTemplates(
+        {
+            "NAME": name,
+            "DIRS": [ROOT / "templates"],
+            "APP_DIRS": True,
+            "OPTIONS": {"context_processors": processors},
+        }
+    )
+
+
+def _bench_urlconf() -> str:
+    """Build a URLconf with the bare views; every view is gated as console pages are."""
+    processors = list(settings.TEMPLATES[0]["OPTIONS"]["context_processors"])
+    assert REMINDER_PROCESSOR in processors
+    with_reminder = _engine("with", processors).from_string(_WITH)
+    without = _engine("without", [p for p in processors if p != REMINDER_PROCESSOR])
+    bare = without.from_string(_PAGE)
+
+    def gated(view):
+        gate = permission_required("registration.manage_registration", raise_exception=True)
+        return login_required(gate(view))
+
+    def reminder_view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(with_reminder.render({}, request))
+
+    def bare_view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(bare.render({}, request))
+
+    module = types.ModuleType("bench_reminder_urls")
+    module.urlpatterns = [
+        path("with", gated(reminder_view)),
+        path("bare", gated(bare_view)),
+        path("open/with", reminder_view),
+        path("open/bare", bare_view),
+    ]
+    sys.modules[module.__name__] = module
+    return module.__name__
+
+
+def _queries(client: Client, url: str) -> int:
+    client.get(url)  # warm the status cache
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured.captured_queries)
+
+
+def restart_reminder(quick: bool) -> Row:
+    """The reminder check on every page, against a bare view through the same stack."""
+    client = manager_client()
+    with override_settings(ROOT_URLCONF=_bench_urlconf()):
+        gated_with, gated_bare = _queries(client, "/with"), _queries(client, "/bare")
+        open_with, open_bare = _queries(client, "/open/with"), _queries(client, "/open/bare")
+
+        def target() -> None:
+            client.get("/with")
+
+        def baseline() -> None:
+            client.get("/bare")
+
+        t, b, ratio = compare(target, baseline, loops=100 if quick else 300)
+    extra = gated_with - gated_bare
+    return Row(
+        "4",
+        "restart reminder check on every page",
+        f"{ratio:.2f}x",
+        "<= 1.05x",
+        le(ratio, 1.05) and extra == 0,
+        [
+            f"with {ms(t)} vs bare {ms(b)}; cache {settings.CACHES['default']['BACKEND']}",
+            f"queries per request: {gated_with} with, {gated_bare} bare "
+            f"-> {extra} extra (goal 0: {'PASS' if extra == 0 else 'OVER'})",
+            f"on a view without the permission check: {open_with} with, {open_bare} bare "
+            f"-> {open_with - open_bare} extra",
+        ],
+    )
