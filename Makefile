@@ -22,16 +22,35 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
+	$(BIN)/python manage.py compile_translations
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_demo
 	@echo "Serving on http://127.0.0.1:$(PORT)/ (log in at /accounts/login/)"
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: $(VENV)/.installed-test
+	$(BIN)/python manage.py compile_translations
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Production-style serving: one node (gunicorn master + workers) on BIND:PORT.
+serve: $(VENV)/.installed
+	$(BIN)/python manage.py compile_translations
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/gunicorn -c gunicorn.conf.py licserver.wsgi
+
+# Every hot path's cost as a ratio (docs/performance.md); not part of `make test`.
+# PostgreSQL rows need DATABASE_URL=postgres://...; BENCH_ARGS=--quick for a short run.
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Refresh locale/*/django.po from the code and templates (needs GNU gettext's xgettext),
+# then translate the new msgstr entries by hand; the set-up compiles them with babel.
+messages: $(VENV)/.installed
+	$(BIN)/python manage.py makemessages -l zh_Hans --no-obsolete -i .venv -i bench -i tests -i var -i test-artifacts -i "*.egg-info"
+	$(BIN)/python manage.py compile_translations
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .

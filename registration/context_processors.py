@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import HttpRequest
 
-from registration.models import RegistrationState
-from registration.status import cached_snapshot
+from registration.gate import GateState, current_registration
+
+log = logging.getLogger(__name__)
+PERMISSION = "registration.manage_registration"
+# The Registration page and its forms are where the reminder leads: they show Re-register
+# instead of a modal that would cover it.
+REGISTRATION_VIEWS = {
+    "registration:registration",
+    "registration:upload",
+    "registration:challenge",
+    "registration:code",
+}
+
+
+def _restart_reminder(request: HttpRequest) -> bool:
+    # The state first: the request's one cached status lookup (shared with the rest of the
+    # page through gate's per-request memo), and nothing more on the usual page, where the
+    # registration has not expired. Only then the user and the permission.
+    try:
+        expired = current_registration(request).state == GateState.EXPIRED_DUE_TO_RESTART
+    except Exception:  # a cache or database outage must not take every page down
+        log.exception("Could not read the registration status for the restart reminder")
+        return False
+    if not expired:
+        return False
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.view_name in REGISTRATION_VIEWS:
+        return False
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.has_perm(PERMISSION))
 
 
 def registration(request: HttpRequest) -> dict[str, object]:
-    """Whether to show the restart reminder (only to users who can manage registration)."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return {}
-    if not user.has_perm("registration.manage_registration"):
-        return {}
-    status = cached_snapshot()
-    return {"restart_reminder": status.state == RegistrationState.EXPIRED_RESTART}
+    """Whether to show the restart reminder (only to users who can manage registration).
+
+    Worked out once per request, however many templates the request renders.
+    """
+    reminder = getattr(request, "_restart_reminder", None)
+    if reminder is None:
+        reminder = _restart_reminder(request)
+        request._restart_reminder = reminder
+    return {"restart_reminder": reminder}

@@ -1,0 +1,243 @@
+"""A node's life, as its server processes live it: start (or attach), heartbeat, stop.
+
+Each of start_node(), heartbeat() and stop_node() is one transaction under
+select_for_update() on the installation row, like every other registration process, so
+the starts of all nodes are serialized: admission is atomic and "is any other node alive?"
+has one answer at a time. Leases are measured by the database's clock.
+
+Process hooks: start_process() is called once by every server process (idempotent); it
+starts or attaches to the node's lease and runs a heartbeat thread. stop_process() stops
+the thread; release_node() is called by the process that owns the node's boot id (the
+gunicorn master, the development server's outer process) when it exits cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+
+from registration import clock, flows, nodes
+from registration.models import Installation, NodeLease
+from registration.nodes import NodeIdentity
+from registration.signals import project_started
+
+log = logging.getLogger(__name__)
+
+
+class Life(StrEnum):
+    STARTED = "started"  # this call began a new life of the node (project_started sent)
+    ATTACHED = "attached"  # the node's life was already running; this process joined it
+    RENEWED = "renewed"  # a heartbeat renewed the lease
+    STALE = "stale"  # the lease was closed by a newer life under the same node name
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """Which life of the node a process belongs to after a start or a heartbeat."""
+
+    node: NodeIdentity
+    life: Life
+    admitted: bool = True
+    seat_holders: tuple[str, ...] = ()
+
+
+def measure_offset() -> float:
+    """Return this machine's clock minus the database's clock, in seconds."""
+    before = time.time()
+    database = clock.now()
+    after = time.time()
+    return (before + after) / 2 - database.timestamp()
+
+
+def _lease(node: NodeIdentity) -> NodeLease | None:
+    return NodeLease.objects.filter(boot_id=node.boot_id).first()
+
+
+def _start(
+    installation: Installation, node: NodeIdentity, offset_seconds: float, pid: int | None
+) -> NodeState:
+    """Join the node's current life, or begin a new one. Call with the installation locked."""
+    now = clock.now()
+    lease = _lease(node)
+    # Follow the node's lives: a sibling worker may have begun the next one already.
+    while lease is not None and not nodes.is_alive(lease, now):
+        following = nodes.successor(node)
+        following_lease = _lease(following)
+        if following_lease is None:
+            break
+        node, lease = following, following_lease
+    if lease is not None and lease.released_at is not None:
+        # Released with no next life: stopped, or replaced by another start under the same
+        # name. Never fight a newer life for the name.
+        return NodeState(node, Life.STALE, admitted=lease.admitted)
+    if lease is not None and nodes.is_alive(lease, now):
+        life = Life.ATTACHED
+    else:
+        # No lease yet, or it expired: a late heartbeat never revives it, a new life begins.
+        if lease is not None:
+            node = nodes.successor(node)
+        project_started.send(
+            sender=NodeLease,
+            node=node,
+            installation=installation,
+            now=now,
+            offset_seconds=offset_seconds,
+            pid=pid,
+        )
+        lease = NodeLease.objects.get(boot_id=node.boot_id)
+        life = Life.STARTED
+    holders = () if lease.admitted else tuple(nodes.seat_holders(now, besides=node.name))
+    return NodeState(node, life, lease.admitted, holders)
+
+
+def start_node(
+    node: NodeIdentity | None = None, *, offset_seconds: float = 0.0, pid: int | None = None
+) -> NodeState:
+    """Start the node's life, or attach to it when another of its processes already did."""
+    node = node or nodes.this_node()
+    with transaction.atomic():
+        installation = flows._lock_installation()
+        return _start(installation, node, offset_seconds, pid)
+
+
+def heartbeat(
+    node: NodeIdentity, *, offset_seconds: float = 0.0, pid: int | None = None
+) -> NodeState:
+    """Renew the node's lease; if it was reaped or released, move on to the node's next life.
+
+    The renewal is a conditional UPDATE: it touches only a lease that is unreleased and
+    still alive by the database's clock, so a late heartbeat never revives a dead lease.
+    """
+    with transaction.atomic():
+        installation = flows._lock_installation()
+        now = clock.now()
+        renewed = NodeLease.objects.filter(
+            boot_id=node.boot_id, released_at__isnull=True, last_seen__gt=nodes.lease_horizon(now)
+        ).update(last_seen=now, offset_seconds=offset_seconds)
+        if renewed:
+            return NodeState(node, Life.RENEWED)
+        return _start(installation, node, offset_seconds, pid)
+
+
+def stop_node(node: NodeIdentity | None = None) -> int:
+    """Release the node's lease at once (its current life and any earlier ones)."""
+    node = node or nodes.this_node()
+    with transaction.atomic():
+        flows._lock_installation()
+        now = clock.now()
+        boot_ids = []
+        while NodeLease.objects.filter(boot_id=node.boot_id).exists():
+            boot_ids.append(node.boot_id)
+            node = nodes.successor(node)
+        return NodeLease.objects.filter(boot_id__in=boot_ids, released_at__isnull=True).update(
+            released_at=now
+        )
+
+
+# --- Process hooks ------------------------------------------------------------------
+
+
+def _adopt(state: NodeState) -> None:
+    """Make this process act as the node's current life says."""
+    os.environ[nodes.BOOT_ID_ENV] = str(state.node.boot_id)
+    nodes.local_admission.admitted = state.admitted
+    nodes.local_admission.seat_holders = state.seat_holders
+
+
+class Heartbeat(threading.Thread):
+    """Renew the node's lease every NODE_HEARTBEAT_SECONDS until stopped."""
+
+    def __init__(self, node: NodeIdentity) -> None:
+        super().__init__(name="licserver-heartbeat", daemon=True)
+        self.node = node
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(settings.NODE_HEARTBEAT_SECONDS):
+            close_old_connections()
+            try:
+                state = heartbeat(self.node, offset_seconds=measure_offset(), pid=os.getpid())
+            except Exception:
+                # The database may be briefly away; the lease survives NODE_LEASE_SECONDS.
+                log.exception("Node heartbeat failed; trying again")
+                connection.close()
+                continue
+            if state.life == Life.STALE:
+                log.error(
+                    "The lease of node %s was released by another start under the same "
+                    "name; this process stops renewing it (is NODE_NAME unique per node?)",
+                    self.node.name,
+                )
+                break
+            if state.life == Life.STARTED:
+                log.warning(
+                    "The lease of node %s had expired; the node started a new life", state.node
+                )
+            _adopt(state)
+            self.node = state.node
+        connection.close()
+
+
+_process_lock = threading.Lock()
+_heartbeat: Heartbeat | None = None
+
+
+def start_process() -> NodeState | None:
+    """Start or attach this process's node and keep its lease alive (once per process).
+
+    Only the console takes part in a cluster: a process serving the vendor's side alone
+    has no node. Returns None when nothing was done.
+    """
+    global _heartbeat
+    if "console" not in settings.LICSERVER_ROLES:
+        return None
+    with _process_lock:
+        if _heartbeat is not None and _heartbeat.is_alive():
+            return None
+        node = nodes.this_node()
+        try:
+            state = start_node(node, offset_seconds=measure_offset(), pid=os.getpid())
+        except DatabaseError:
+            # Serve anyway (pages answer 503 while the database is away); the heartbeat's
+            # first renewal finds no lease and starts the node then.
+            log.exception("Could not start node %s; the heartbeat will retry", node)
+            _heartbeat = Heartbeat(node)
+            _heartbeat.start()
+            return None
+        _adopt(state)
+        log.info("Node %s %s (admitted: %s)", state.node, state.life, state.admitted)
+        if state.life == Life.STALE:
+            return state
+        _heartbeat = Heartbeat(state.node)
+        _heartbeat.start()
+        return state
+
+
+def stop_process() -> None:
+    """Stop this process's heartbeat thread (the lease stays until released or expired)."""
+    global _heartbeat
+    with _process_lock:
+        if _heartbeat is not None:
+            _heartbeat.stopped.set()
+            _heartbeat.join(timeout=5)
+            _heartbeat = None
+
+
+def release_node() -> int:
+    """Release this node's lease at a clean stop; never raise (the process is exiting)."""
+    if "console" not in settings.LICSERVER_ROLES:
+        return 0
+    try:
+        released = stop_node(nodes.this_node())
+    except Exception:
+        log.exception("Could not release the node's lease; it expires by itself")
+        return 0
+    log.info("Node %s released its lease", nodes.this_node())
+    return released

@@ -1,0 +1,44 @@
+"""The development server, as a node: one boot id for the whole run, released at exit.
+
+The outer (autoreloader) process makes the boot id and passes it on in the environment
+(LICSERVER_BOOT_ID), so a code reload, which starts a new inner process, stays the same
+node's life. The outer process releases the lease when it stops cleanly (Ctrl-C or
+SIGTERM).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+from django.utils import autoreload
+from whitenoise.runserver_nostatic.management.commands.runserver import (
+    Command as RunserverCommand,
+)
+
+from registration import lifecycle, nodes
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class Command(RunserverCommand):
+    def run(self, **options: object) -> None:
+        outer = os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != "true"
+        if not outer:
+            super().run(**options)
+            return
+        os.environ.setdefault(nodes.BOOT_ID_ENV, str(uuid.uuid4()))
+        # SIGTERM stops the server like Ctrl-C does, so the lease is released.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            super().run(**options)
+        finally:
+            lifecycle.stop_process()
+            lifecycle.release_node()
+
+    def inner_run(self, *args: object, **options: object) -> None:
+        lifecycle.start_process()
+        super().inner_run(*args, **options)

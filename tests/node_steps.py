@@ -1,0 +1,35 @@
+"""Steps the node and restart tests share: register an installation, name a node."""
+
+from __future__ import annotations
+
+import uuid
+
+from registration import authority, clock, flows
+from registration.models import AuditAction, AuditEvent, Installation, NodeLease
+from registration.nodes import NodeIdentity
+
+
+def register(text: str) -> None:
+    """Upload a license and submit the code the phone shows: the installation is Registered."""
+    result = flows.upload_license(text.encode(), "container")
+    assert result.accepted, result.validation.codes
+    shown = authority.verify_for_phone(result.challenge.token, now=clock.now())
+    assert shown.ok, shown.problems
+    assert flows.submit_code(shown.code).outcome == flows.Outcome.ACCEPTED
+
+
+def node(name: str) -> NodeIdentity:
+    """A new life of the node called name (a fresh boot id)."""
+    return NodeIdentity(name, uuid.uuid4())
+
+
+def state() -> str:
+    return Installation.objects.get().state
+
+
+def lease(identity: NodeIdentity) -> NodeLease:
+    return NodeLease.objects.get(boot_id=identity.boot_id)
+
+
+def audit_count(action: AuditAction) -> int:
+    return AuditEvent.objects.filter(action=action).count()
