@@ -17,6 +17,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
+from django.utils.translation import gettext as _
 
 from registration import audit, clock, nodes
 from registration.causes import Cause, CauseCode, LocalFacts, Validation, check_license, validate
@@ -166,8 +167,10 @@ def upload_license(
             superseded = Cause(
                 CauseCode.LICENSE_SUPERSEDED,
                 (
-                    f"Uploaded license issued at {lic.issued_at:%Y/%m/%d %H:%M:%S} UTC",
-                    f"Installed license issued at {current.issued_at:%Y/%m/%d %H:%M:%S} UTC",
+                    _("Uploaded license issued at %(at)s UTC")
+                    % {"at": f"{lic.issued_at:%Y/%m/%d %H:%M:%S}"},
+                    _("Installed license issued at %(at)s UTC")
+                    % {"at": f"{current.issued_at:%Y/%m/%d %H:%M:%S}"},
                 ),
             )
             validation = Validation(lic, (*validation.causes, superseded))

@@ -27,25 +27,37 @@ class Installation(models.Model):
     select_for_update(), so nodes and workers never lose each other's updates.
     """
 
-    singleton = models.BooleanField(default=True, editable=False)
-    installation_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    created_at = models.DateTimeField()
+    singleton = models.BooleanField(default=True, editable=False, verbose_name=_("singleton"))
+    installation_id = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False, verbose_name=_("installation ID")
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"))
     state = models.CharField(
-        max_length=32, choices=RegistrationState.choices, default=RegistrationState.UNREGISTERED
+        max_length=32,
+        choices=RegistrationState.choices,
+        default=RegistrationState.UNREGISTERED,
+        verbose_name=_("state"),
     )
     license = models.ForeignKey(
-        "InstalledLicense", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "InstalledLicense",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("license"),
     )
-    registered_at = models.DateTimeField(null=True, blank=True)
+    registered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("registered at"))
     # Wrong codes since the last success or the end of the last lock.
-    failed_attempts = models.PositiveIntegerField(default=0)
+    failed_attempts = models.PositiveIntegerField(default=0, verbose_name=_("failed attempts"))
     # Locks since the last success: each further lock lasts twice as long.
-    lock_count = models.PositiveIntegerField(default=0)
-    locked_until = models.DateTimeField(null=True, blank=True)
+    lock_count = models.PositiveIntegerField(default=0, verbose_name=_("lock count"))
+    locked_until = models.DateTimeField(null=True, blank=True, verbose_name=_("locked until"))
     # Bumped on every change, so caches on every node can tell a stale copy.
-    version = models.PositiveBigIntegerField(default=0)
+    version = models.PositiveBigIntegerField(default=0, verbose_name=_("version"))
 
     class Meta:
+        verbose_name = _("installation")
+        verbose_name_plural = _("installations")
         permissions = [("manage_registration", "Can manage registration")]
         constraints = [
             models.UniqueConstraint(fields=["singleton"], name="installation_single_row"),
@@ -63,25 +75,31 @@ class Installation(models.Model):
 class InstalledLicense(models.Model):
     """A license file accepted by this installation, kept verbatim with its fields."""
 
-    license_id = models.UUIDField(db_index=True)
-    text = models.TextField()
-    kid = models.CharField(max_length=32)
-    license_type = models.CharField(max_length=32)
-    company = models.CharField(max_length=200)
-    project_name = models.CharField(max_length=200)
-    app_name = models.CharField(max_length=200)
-    app_version = models.CharField(max_length=16)
-    project_content = models.CharField(max_length=200)
-    contract_date = models.DateField()
-    issued_at = models.DateTimeField()
-    expires_at = models.DateField()
-    max_nodes = models.PositiveIntegerField()
-    uploaded_at = models.DateTimeField()
+    license_id = models.UUIDField(db_index=True, verbose_name=_("license ID"))
+    text = models.TextField(verbose_name=_("license text"))
+    kid = models.CharField(max_length=32, verbose_name=_("key ID"))
+    license_type = models.CharField(max_length=32, verbose_name=_("license type"))
+    company = models.CharField(max_length=200, verbose_name=_("company"))
+    project_name = models.CharField(max_length=200, verbose_name=_("project name"))
+    app_name = models.CharField(max_length=200, verbose_name=_("application name"))
+    app_version = models.CharField(max_length=16, verbose_name=_("application version"))
+    project_content = models.CharField(max_length=200, verbose_name=_("project content"))
+    contract_date = models.DateField(verbose_name=_("contract signing date"))
+    issued_at = models.DateTimeField(verbose_name=_("issued at"))
+    expires_at = models.DateField(verbose_name=_("expiry date"))
+    max_nodes = models.PositiveIntegerField(verbose_name=_("maximum nodes"))
+    uploaded_at = models.DateTimeField(verbose_name=_("uploaded at"))
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("uploaded by"),
     )
 
     class Meta:
+        verbose_name = _("installed license")
+        verbose_name_plural = _("installed licenses")
         constraints = [
             models.CheckConstraint(condition=Q(max_nodes__gte=1), name="installed_max_nodes_gte_1")
         ]
@@ -104,21 +122,31 @@ class ChallengePurpose(models.TextChoices):
 class Challenge(models.Model):
     """One QR challenge. Only K is kept; the server's private key never is."""
 
-    installation = models.ForeignKey(Installation, on_delete=models.CASCADE)
-    license = models.ForeignKey(InstalledLicense, on_delete=models.PROTECT)
-    purpose = models.CharField(max_length=16, choices=ChallengePurpose.choices)
-    state = models.CharField(max_length=16, choices=ChallengeState.choices, default="open")
-    token = models.CharField(max_length=400)
-    key = models.BinaryField(max_length=32)
-    tag = models.CharField(max_length=2)
-    node_name = models.CharField(max_length=64)
-    node_count = models.PositiveIntegerField()
-    kid = models.CharField(max_length=32)
-    issued_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    closed_at = models.DateTimeField(null=True, blank=True)
+    installation = models.ForeignKey(
+        Installation, on_delete=models.CASCADE, verbose_name=_("installation")
+    )
+    license = models.ForeignKey(
+        InstalledLicense, on_delete=models.PROTECT, verbose_name=_("license")
+    )
+    purpose = models.CharField(
+        max_length=16, choices=ChallengePurpose.choices, verbose_name=_("purpose")
+    )
+    state = models.CharField(
+        max_length=16, choices=ChallengeState.choices, default="open", verbose_name=_("state")
+    )
+    token = models.CharField(max_length=400, verbose_name=_("token"))
+    key = models.BinaryField(max_length=32, verbose_name=_("key"))
+    tag = models.CharField(max_length=2, verbose_name=_("tag"))
+    node_name = models.CharField(max_length=64, verbose_name=_("node name"))
+    node_count = models.PositiveIntegerField(verbose_name=_("node count"))
+    kid = models.CharField(max_length=32, verbose_name=_("key ID"))
+    issued_at = models.DateTimeField(verbose_name=_("issued at"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("closed at"))
 
     class Meta:
+        verbose_name = _("challenge")
+        verbose_name_plural = _("challenges")
         constraints = [
             # A new QR replaces the old one: at most one open challenge per installation.
             models.UniqueConstraint(
@@ -137,17 +165,19 @@ class Challenge(models.Model):
 class NodeLease(models.Model):
     """One life of a node: from its start (a new boot id) to release or expiry."""
 
-    node_name = models.CharField(max_length=64)
-    boot_id = models.UUIDField(unique=True)
-    started_at = models.DateTimeField()
-    last_seen = models.DateTimeField()
-    offset_seconds = models.FloatField(default=0.0)
+    node_name = models.CharField(max_length=64, verbose_name=_("node name"))
+    boot_id = models.UUIDField(unique=True, verbose_name=_("boot ID"))
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    last_seen = models.DateTimeField(verbose_name=_("last seen"))
+    offset_seconds = models.FloatField(default=0.0, verbose_name=_("clock offset (seconds)"))
     # A node that starts while the cluster is registered and full is not admitted.
-    admitted = models.BooleanField(default=True)
-    released_at = models.DateTimeField(null=True, blank=True)
-    pid = models.PositiveIntegerField(null=True, blank=True)
+    admitted = models.BooleanField(default=True, verbose_name=_("admitted"))
+    released_at = models.DateTimeField(null=True, blank=True, verbose_name=_("released at"))
+    pid = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("process ID"))
 
     class Meta:
+        verbose_name = _("node lease")
+        verbose_name_plural = _("node leases")
         indexes = [models.Index(fields=["released_at", "last_seen"], name="lease_live_idx")]
 
     def __str__(self) -> str:
@@ -160,23 +190,27 @@ class NodeLease(models.Model):
 class IssuedLicense(models.Model):
     """The vendor's registry of every Container.lic it signed."""
 
-    license_id = models.UUIDField(unique=True)
-    license_type = models.CharField(max_length=32)
-    company = models.CharField(max_length=200, db_index=True)
-    project_name = models.CharField(max_length=200)
-    app_name = models.CharField(max_length=200)
-    app_version = models.CharField(max_length=16)
-    project_content = models.CharField(max_length=200)
-    contract_date = models.DateField()
-    issued_at = models.DateTimeField()
-    expires_at = models.DateField()
-    max_nodes = models.PositiveIntegerField(default=1)
-    kid = models.CharField(max_length=32)
-    text = models.TextField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_reason = models.CharField(max_length=500, blank=True)
+    license_id = models.UUIDField(unique=True, verbose_name=_("license ID"))
+    license_type = models.CharField(max_length=32, verbose_name=_("license type"))
+    company = models.CharField(max_length=200, db_index=True, verbose_name=_("company"))
+    project_name = models.CharField(max_length=200, verbose_name=_("project name"))
+    app_name = models.CharField(max_length=200, verbose_name=_("application name"))
+    app_version = models.CharField(max_length=16, verbose_name=_("application version"))
+    project_content = models.CharField(max_length=200, verbose_name=_("project content"))
+    contract_date = models.DateField(verbose_name=_("contract signing date"))
+    issued_at = models.DateTimeField(verbose_name=_("issued at"))
+    expires_at = models.DateField(verbose_name=_("expiry date"))
+    max_nodes = models.PositiveIntegerField(default=1, verbose_name=_("maximum nodes"))
+    kid = models.CharField(max_length=32, verbose_name=_("key ID"))
+    text = models.TextField(verbose_name=_("license text"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
+    revoked_reason = models.CharField(
+        max_length=500, blank=True, verbose_name=_("revocation reason")
+    )
 
     class Meta:
+        verbose_name = _("issued license")
+        verbose_name_plural = _("issued licenses")
         permissions = [("revoke_issuedlicense", "Can revoke issued licenses")]
         constraints = [
             models.CheckConstraint(condition=Q(max_nodes__gte=1), name="issued_max_nodes_gte_1")
@@ -194,21 +228,32 @@ class BindingState(models.TextChoices):
 class Binding(models.Model):
     """Which installation a license is registered to. One license, one project."""
 
-    license = models.ForeignKey(IssuedLicense, on_delete=models.PROTECT, related_name="bindings")
-    installation_id = models.UUIDField(db_index=True)
-    node_count = models.PositiveIntegerField()
+    license = models.ForeignKey(
+        IssuedLicense, on_delete=models.PROTECT, related_name="bindings", verbose_name=_("license")
+    )
+    installation_id = models.UUIDField(db_index=True, verbose_name=_("installation ID"))
+    node_count = models.PositiveIntegerField(verbose_name=_("node count"))
     state = models.CharField(
-        max_length=16, choices=BindingState.choices, default=BindingState.ACTIVE
+        max_length=16,
+        choices=BindingState.choices,
+        default=BindingState.ACTIVE,
+        verbose_name=_("state"),
     )
-    first_bound = models.DateTimeField()
-    last_verified = models.DateTimeField()
-    unbound_at = models.DateTimeField(null=True, blank=True)
+    first_bound = models.DateTimeField(verbose_name=_("first bound"))
+    last_verified = models.DateTimeField(verbose_name=_("last verified"))
+    unbound_at = models.DateTimeField(null=True, blank=True, verbose_name=_("unbound at"))
     unbound_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("unbound by"),
     )
-    unbound_reason = models.CharField(max_length=500, blank=True)
+    unbound_reason = models.CharField(max_length=500, blank=True, verbose_name=_("unbind reason"))
 
     class Meta:
+        verbose_name = _("binding")
+        verbose_name_plural = _("bindings")
         permissions = [("unbind_binding", "Can unbind a license from an installation")]
         constraints = [
             models.UniqueConstraint(
@@ -248,19 +293,29 @@ class AuditAction(models.TextChoices):
 class AuditEvent(models.Model):
     """An append-only record of a registration event."""
 
-    at = models.DateTimeField(db_index=True)
-    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    at = models.DateTimeField(db_index=True, verbose_name=_("time"))
+    action = models.CharField(max_length=32, choices=AuditAction.choices, verbose_name=_("action"))
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("actor"),
     )
-    actor_label = models.CharField(max_length=150, blank=True)
-    installation_id = models.UUIDField(null=True, blank=True, db_index=True)
-    license_id = models.UUIDField(null=True, blank=True)
-    node_name = models.CharField(max_length=64, blank=True)
-    client_address = models.GenericIPAddressField(null=True, blank=True)
-    detail = models.JSONField(default=dict, blank=True)
+    actor_label = models.CharField(max_length=150, blank=True, verbose_name=_("actor name"))
+    installation_id = models.UUIDField(
+        null=True, blank=True, db_index=True, verbose_name=_("installation ID")
+    )
+    license_id = models.UUIDField(null=True, blank=True, verbose_name=_("license ID"))
+    node_name = models.CharField(max_length=64, blank=True, verbose_name=_("node name"))
+    client_address = models.GenericIPAddressField(
+        null=True, blank=True, verbose_name=_("client address")
+    )
+    detail = models.JSONField(default=dict, blank=True, verbose_name=_("detail"))
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
+from django.urls import Resolver404, resolve
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from registration.causes import NodeClock
@@ -115,6 +117,19 @@ def this_node_admitted() -> bool:
     return local_admission.admitted
 
 
+# Health checks and monitoring answer on every node, admitted or not: the state is the
+# answer, and a load balancer must be able to tell a refused node from a dead one.
+ADMISSION_EXEMPT_URL_NAMES = frozenset({"healthz", "api-registration", "metrics"})
+
+
+def _is_exempt(request: HttpRequest) -> bool:
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    return match.view_name in ADMISSION_EXEMPT_URL_NAMES
+
+
 class AdmissionMiddleware:
     """On a node that was not admitted, answer every request with License Exhausted.
 
@@ -126,14 +141,16 @@ class AdmissionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if local_admission.admitted:
+        if local_admission.admitted or _is_exempt(request):
             return self.get_response(request)
         holders = ", ".join(local_admission.seat_holders) or "-"
-        message = _(
-            "This node (%(node)s) is not admitted: the license's nodes are all in use. "
-            "Nodes holding the seats: %(holders)s."
-        ) % {"node": settings.NODE_NAME, "holders": holders}
-        body = loader.get_template("error.html").render(
-            {"title": _("License Exhausted"), "message": message}, request
-        )
+        # This runs before LocaleMiddleware: speak the browser's language all the same.
+        with translation.override(translation.get_language_from_request(request)):
+            message = _(
+                "This node (%(node)s) is not admitted: the license's nodes are all in use. "
+                "Nodes holding the seats: %(holders)s."
+            ) % {"node": settings.NODE_NAME, "holders": holders}
+            body = loader.get_template("error.html").render(
+                {"title": _("License Exhausted"), "message": message}, request
+            )
         return HttpResponse(body, status=503)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 
 import qrcode
 import qrcode.constants
 from django.core.cache import cache
+
+from registration.net import CACHE_ERRORS
 
 MAX_QR_VERSION = 10
 QR_CACHE_SECONDS = 600
@@ -35,8 +38,12 @@ def cached_qr_png(url: str) -> bytes:
     database reset can never serve another challenge's image.
     """
     key = "registration:qr:" + hashlib.sha256(url.encode("ascii")).hexdigest()
-    png = cache.get(key)
+    try:
+        png = cache.get(key)
+    except CACHE_ERRORS:  # the cache is down: render every time rather than fail
+        return qr_png(url)
     if png is None:
         png = qr_png(url)
-        cache.set(key, png, QR_CACHE_SECONDS)
+        with contextlib.suppress(*CACHE_ERRORS):
+            cache.set(key, png, QR_CACHE_SECONDS)
     return png

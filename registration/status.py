@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
 
@@ -10,6 +11,9 @@ from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
 from registration import clock
+from registration.net import CACHE_ERRORS
+
+log = logging.getLogger(__name__)
 
 # Bump the version when StatusSnapshot's fields change, so nodes running the old code
 # and the new one never read each other's cached values.
@@ -67,11 +71,19 @@ def cached_snapshot(store: BaseCache | None = None) -> StatusSnapshot:
     client of the same Redis to play another node).
     """
     store = cache if store is None else store
-    value = store.get(CACHE_KEY)
+    try:
+        value = store.get(CACHE_KEY)
+    except CACHE_ERRORS as exc:
+        # The cache is down: the database is the truth, so read it (no 500).
+        log.warning("Status cache unavailable, reading the database: %s", exc)
+        return snapshot()
     if isinstance(value, dict) and value.keys() <= _FIELDS and "state" in value:
         return StatusSnapshot(**value)
     fresh = snapshot()
-    store.set(CACHE_KEY, asdict(fresh), settings.STATUS_CACHE_SECONDS)
+    try:
+        store.set(CACHE_KEY, asdict(fresh), settings.STATUS_CACHE_SECONDS)
+    except CACHE_ERRORS as exc:
+        log.warning("Status cache unavailable, not storing the status: %s", exc)
     return fresh
 
 

@@ -360,3 +360,16 @@ def test_qr_for_a_realistic_url_is_small_and_decodes_to_the_url(authority_public
 def test_qr_refuses_a_url_that_needs_more_than_version_10():
     with pytest.raises(ValueError, match="version"):
         qr_png("https://verify.vendor.example.com/m/" + "x" * 400)
+
+
+@pytest.mark.parametrize("kid", ["k", "test-1", "x" * 32])
+def test_key_derivation_is_hkdf_sha256(kid):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from registration.challenge import KDF_INFO, derive_key
+
+    shared, server_public, authority_public = bytes(range(32)), b"S" * 32, b"A" * 32
+    info = KDF_INFO + server_public + authority_public + kid.encode("ascii")
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
+    assert derive_key(shared, server_public, authority_public, kid) == expected

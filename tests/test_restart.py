@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.urls import reverse
 
 from registration import authority, clock, flows, lifecycle, nodes
@@ -175,6 +176,25 @@ def test_a_node_not_admitted_answers_license_exhausted_and_names_the_seat_holder
         assert "node-a, node-b" in body
     nodes.local_admission.admitted = True
     assert manager_client.get(PAGE).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_node_not_admitted_still_answers_health_api_and_metrics(frozen_clock, settings):
+    settings.REGISTRATION_API_TOKEN = "api-token-0123456789"
+    settings.METRICS_TOKEN = "metrics-token-0123456789"
+    nodes.local_admission.admitted = False
+    nodes.local_admission.seat_holders = ("node-a",)
+    try:
+        client = Client()
+        assert client.get("/healthz").status_code == 200
+        api = client.get("/api/registration", HTTP_AUTHORIZATION="Bearer api-token-0123456789")
+        assert api.status_code == 200
+        assert api.json()["state"] == "not_admitted"
+        metrics = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-0123456789")
+        assert metrics.status_code == 200
+        assert client.get(PAGE).status_code == 503
+    finally:
+        nodes.local_admission.admitted = True
 
 
 @pytest.mark.django_db

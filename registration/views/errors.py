@@ -9,9 +9,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django_ratelimit.decorators import ratelimit
 
-from registration.net import ratelimit_key
+from registration.net import RateLimitUnavailable, over_limit
 
 View = Callable[..., HttpResponse]
 
@@ -35,20 +34,35 @@ def rate_limited(group: str, setting: str) -> Callable[[View], View]:
     The rate is read on every request, so settings can change it at run time. Over the
     limit the view does not run and the answer is 429: django-ratelimit's own blocking
     raises PermissionDenied, which without its middleware would be a misleading 403.
+    When the shared cache is down the view does not run either (fail closed): 503.
     """
 
     def decorator(view: View) -> View:
         @wraps(view)
         def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-            if getattr(request, "limited", False):
+            try:
+                limited = over_limit(request, group, getattr(settings, setting))
+            except RateLimitUnavailable:
+                return rate_limit_unavailable(request)
+            if limited:
                 return ratelimited(request)
             return view(request, *args, **kwargs)
 
-        return ratelimit(
-            key=ratelimit_key,
-            rate=lambda _group, _request: getattr(settings, setting),
-            group=group,
-            block=False,
-        )(guarded)
+        return guarded
 
     return decorator
+
+
+def rate_limit_unavailable(request: HttpRequest) -> HttpResponse:
+    """Answer 503 while the rate limit cannot be counted (the shared cache is down)."""
+    response = render(
+        request,
+        "error.html",
+        {
+            "title": _("Service unavailable"),
+            "message": _("This page is unavailable for a moment. Try again shortly."),
+        },
+        status=503,
+    )
+    response["Retry-After"] = "30"
+    return response

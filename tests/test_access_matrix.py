@@ -1,0 +1,305 @@
+"""Every URL of the project, and who may use it how.
+
+ROUTES below lists each URL pattern with its access rule and the methods it accepts. A
+new URL without an entry fails test_every_url_is_in_the_table, so nobody adds a page
+without deciding who may open it. (The admin is Django's; its custom unbind and revoke
+views are covered at the end and in test_admin.py.)
+
+Access rules:
+- MANAGER: login, then the Registration Management permission (403 without it);
+- LOGIN: login only (the page itself may then refuse an unregistered project);
+- TOKEN: a bearer token, never a session (401 without it);
+- PUBLIC: anyone (the phone page, health check, login and logout).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from registration import authority, clock, flows
+from registration.models import AuditAction, AuditEvent, Binding, BindingState, IssuedLicense
+
+pytestmark = pytest.mark.django_db
+
+API_TOKEN = "api-token-for-tests"
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+class Access(StrEnum):
+    MANAGER = "manager"
+    LOGIN = "login"
+    TOKEN = "token"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Route:
+    access: Access
+    methods: frozenset[str]
+    kwargs: dict = field(default_factory=dict)
+    # False for token-authenticated endpoints that carry no session (csrf_exempt).
+    csrf: bool = True
+    token: str = ""
+
+
+GET, POST = frozenset({"GET"}), frozenset({"POST"})
+BOTH = frozenset({"GET", "POST"})
+
+ROUTES: dict[str, Route] = {
+    "login": Route(Access.PUBLIC, BOTH),
+    "logout": Route(Access.PUBLIC, POST),
+    "healthz": Route(Access.PUBLIC, GET, csrf=False),
+    # A redirect to the Registration page, which asks for the login itself.
+    "home": Route(Access.PUBLIC, BOTH),
+    "registration:registration": Route(Access.MANAGER, GET),
+    "registration:upload": Route(Access.MANAGER, POST),
+    "registration:challenge": Route(Access.MANAGER, POST),
+    "registration:code": Route(Access.MANAGER, POST),
+    "registration:qr": Route(Access.MANAGER, GET, {"pk": 1}),
+    "registration:version": Route(Access.MANAGER, GET),
+    "registration:license_request": Route(Access.MANAGER, BOTH),
+    "reports": Route(Access.LOGIN, GET),
+    "api-registration": Route(Access.TOKEN, GET, csrf=False, token=API_TOKEN),
+    "metrics": Route(Access.TOKEN, GET, csrf=False, token=METRICS_TOKEN),
+    "phone:verify": Route(Access.PUBLIC, GET, {"token": "not-a-token"}),
+}
+SKIPPED_PREFIXES = ("admin/", "i18n/")
+
+
+def walk(patterns, prefix: str = "", namespace: str = ""):
+    """Yield (route, name) for every URL pattern, following includes."""
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            if route.startswith(SKIPPED_PREFIXES):
+                continue
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from walk(pattern.url_patterns, route, inner)
+        elif isinstance(pattern, URLPattern):
+            yield route, f"{namespace}{pattern.name}" if pattern.name else route
+
+
+def url(name: str) -> str:
+    return reverse(name, kwargs=ROUTES[name].kwargs)
+
+
+def names(*accesses: Access) -> list[str]:
+    return [name for name, route in ROUTES.items() if route.access in accesses]
+
+
+def call(client: Client, method: str, name: str, **extra):
+    return getattr(client, method.lower())(url(name), **extra)
+
+
+@pytest.fixture(autouse=True)
+def tokens_and_rates(settings):
+    settings.REGISTRATION_API_TOKEN = API_TOKEN
+    settings.METRICS_TOKEN = METRICS_TOKEN
+    for rate in ("RATE_UPLOAD", "RATE_CODE", "RATE_CHALLENGE", "RATE_PHONE"):
+        setattr(settings, rate, "1000/h")
+
+
+def test_every_url_is_in_the_table():
+    found = {name for _route, name in walk(get_resolver().url_patterns)}
+
+    assert found == set(ROUTES)
+
+
+# --- Anonymous ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", names(Access.MANAGER, Access.LOGIN))
+def test_anonymous_is_sent_to_log_in(client: Client, name):
+    for method in sorted(ROUTES[name].methods):
+        response = call(client, method, name)
+
+        assert response.status_code == 302, method
+        assert response["Location"] == f"{reverse('login')}?next={url(name)}"
+
+
+@pytest.mark.parametrize("name", names(Access.TOKEN))
+def test_bearer_endpoints_answer_401_to_anyone_without_the_token(
+    client: Client, manager_client: Client, name
+):
+    assert call(client, "GET", name).status_code == 401
+    # A console session is not a token.
+    assert call(manager_client, "GET", name).status_code == 401
+    wrong = call(client, "GET", name, HTTP_AUTHORIZATION="Bearer wrong")
+    assert wrong.status_code == 401
+    assert wrong["WWW-Authenticate"].startswith("Bearer ")
+    right = call(client, "GET", name, HTTP_AUTHORIZATION=f"Bearer {ROUTES[name].token}")
+    assert right.status_code == 200
+
+
+def test_public_urls_need_no_login(client: Client):
+    assert call(client, "GET", "login").status_code == 200
+    assert call(client, "GET", "healthz").status_code == 200
+    phone = call(client, "GET", "phone:verify")
+    assert phone.status_code == 400
+    assert "Scan the QR code again" in phone.text
+    logout = call(client, "POST", "logout")
+    assert logout.status_code == 302
+    assert logout["Location"] == reverse("login")
+    home = call(client, "GET", "home")
+    assert home.status_code == 302
+    assert home["Location"] == reverse("registration:registration")
+
+
+# --- Logged in, without the permission ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", names(Access.MANAGER))
+def test_staff_without_the_permission_gets_403(staff_client: Client, name):
+    for method in sorted(ROUTES[name].methods):
+        response = call(staff_client, method, name)
+
+        assert response.status_code == 403, method
+        assert "Permission denied" in response.text
+
+
+def test_reports_need_only_a_login_then_a_registered_project(staff_client: Client):
+    response = call(staff_client, "GET", "reports")
+
+    # Logged in, so no login redirect: the registration gate answers instead.
+    assert response.status_code == 403
+    assert "Permission denied" not in response.text
+
+
+def test_the_permission_opens_the_manager_pages(manager_client: Client):
+    for name in names(Access.MANAGER):
+        method = "GET" if "GET" in ROUTES[name].methods else "POST"
+        response = call(manager_client, method, name)
+        assert response.status_code not in (302, 401, 403, 405, 500), name
+
+
+# --- Methods ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(ROUTES))
+def test_a_method_the_url_does_not_take_is_405(admin_client: Client, name):
+    route = ROUTES[name]
+    refused = {"GET", "POST"} - route.methods
+    if route.access == Access.TOKEN:
+        refused |= {"PUT", "DELETE"}
+    for method in sorted(refused):
+        response = call(admin_client, method, name)
+
+        assert response.status_code == 405, method
+        assert set(response["Allow"].split(", ")) >= route.methods
+
+
+def test_get_on_every_state_changing_url_is_405(admin_client: Client):
+    writes = [name for name, route in ROUTES.items() if route.methods == POST]
+
+    assert writes == [
+        "logout",
+        "registration:upload",
+        "registration:challenge",
+        "registration:code",
+    ]
+    for name in writes:
+        assert call(admin_client, "GET", name).status_code == 405, name
+
+
+# --- CSRF -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n, r in ROUTES.items() if r.csrf and "POST" in r.methods])
+def test_post_without_a_csrf_token_is_403(manager, name):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+
+    response = call(client, "POST", name, data={"code": "123456"})
+
+    assert response.status_code == 403
+    assert "CSRF" in response.text
+
+
+def test_a_csrf_token_lets_the_same_post_through(manager):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+    page = call(client, "GET", "registration:license_request")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+
+    response = call(
+        client, "POST", "registration:license_request", data={"csrfmiddlewaretoken": token}
+    )
+
+    # Past CSRF: the form answers (an empty form is invalid).
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("name", [n for n, r in ROUTES.items() if not r.csrf])
+def test_token_endpoints_are_csrf_exempt_and_read_only(manager, name):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(manager)
+
+    assert call(client, "POST", name).status_code == 405
+
+
+# --- Support staff: unbind and revoke (see also test_admin.py) --------------------------------
+
+
+def unbind_url(binding: Binding) -> str:
+    return reverse("admin:registration_binding_unbind", args=[binding.pk])
+
+
+def revoke_url(issued: IssuedLicense) -> str:
+    return reverse("admin:registration_issuedlicense_revoke", args=[issued.pk])
+
+
+def bind(issue) -> Binding:
+    """Issue a license, upload it here and let the phone page bind it."""
+    lic, text = issue()
+    result = flows.upload_license(text.encode(), "container")
+    assert result.accepted, result.validation.codes
+    assert authority.verify_for_phone(result.challenge.token, now=clock.now()).ok
+    return Binding.objects.get(license__license_id=lic.license_id)
+
+
+@pytest.fixture
+def viewer(django_user_model) -> Client:
+    """Staff who may look at bindings and licenses but hold no unbind or revoke right."""
+    user = django_user_model.objects.create_user("viewer", password="pw-viewer-1", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_binding", "view_issuedlicense"])
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_seeing_bindings_is_not_the_right_to_unbind_or_revoke(viewer, issue, frozen_clock):
+    binding = bind(issue)
+    assert viewer.get(reverse("admin:registration_binding_changelist")).status_code == 200
+
+    for target in (unbind_url(binding), revoke_url(binding.license)):
+        assert viewer.get(target).status_code == 403, target
+        assert viewer.post(target, {"reason": "moved"}).status_code == 403, target
+
+    binding.refresh_from_db()
+    binding.license.refresh_from_db()
+    assert binding.state == BindingState.ACTIVE
+    assert binding.license.revoked_at is None
+    assert not AuditEvent.objects.filter(action__in=[AuditAction.UNBIND, AuditAction.REVOKE])
+
+
+def test_every_unbind_writes_its_own_audit_entry(admin_client, admin_user, issue, frozen_clock):
+    bindings = [bind(issue) for _ in range(3)]
+
+    for n, binding in enumerate(bindings):
+        response = admin_client.post(unbind_url(binding), {"reason": f"move {n}"})
+        assert response.status_code == 302
+
+    entries = AuditEvent.objects.filter(action=AuditAction.UNBIND).order_by("id")
+    assert [(e.license_id, e.actor, e.detail["reason"]) for e in entries] == [
+        (b.license.license_id, admin_user, f"move {n}") for n, b in enumerate(bindings)
+    ]
+    assert not Binding.objects.filter(state=BindingState.ACTIVE).exists()
