@@ -75,6 +75,7 @@ class Problem:
     title: str
     details: tuple[str, ...] = ()
     status: int = 400
+    code: str = "invalid_token"  # stable, language-independent: what the audit log keeps
 
 
 @dataclass(frozen=True)
@@ -125,12 +126,17 @@ def verify_for_phone(
                     _("This QR code has expired."),
                     (_("Click Refresh on the server and scan the new QR code."),),
                     410,
+                    "challenge_expired",
                 ),
             ),
         )
     # A QR from the future means the two clocks disagree by more than a QR's lifetime.
     if now < challenge.issued_at - timedelta(seconds=settings.CHALLENGE_TTL_SECONDS):
         return _invalid(_("The server's clock is ahead of the verification service's clock."))
+
+    shown = _shown_before(challenge, key, now)
+    if shown is not None:
+        return shown
 
     with transaction.atomic():
         # Lock the license row: two scans for one license bind one after the other.
@@ -148,7 +154,7 @@ def verify_for_phone(
                 license_id=challenge.license_id,
                 node_name=challenge.node_name,
                 client_address=client_address,
-                problems=[p.title for p in problems],
+                problems=[p.code for p in problems],
             )
             return PhoneResult(challenge, issued, problems=problems)
         assert issued is not None
@@ -160,11 +166,13 @@ def verify_for_phone(
                 node_count=challenge.node_count,
                 first_bound=now,
                 last_verified=now,
+                last_nonce=challenge.nonce.hex(),
             )
         else:
             binding.node_count = challenge.node_count
             binding.last_verified = now
-            binding.save(update_fields=["node_count", "last_verified"])
+            binding.last_nonce = challenge.nonce.hex()
+            binding.save(update_fields=["node_count", "last_verified", "last_nonce"])
         audit.record(
             AuditAction.CODE_SHOWN,
             at=now,
@@ -178,31 +186,43 @@ def verify_for_phone(
     return PhoneResult(challenge, issued, binding, code_for(challenge, key))
 
 
+def _shown_before(challenge: Challenge, key: bytes, now: datetime) -> PhoneResult | None:
+    """Return the code again for a challenge this binding was already shown a code for.
+
+    One indexed read and no write, so reloading the phone page costs little and adds no
+    audit entries. The license row is read fresh: a revoke or unbind still applies.
+    """
+    binding = (
+        Binding.objects.select_related("license")
+        .filter(
+            license__license_id=challenge.license_id,
+            state=BindingState.ACTIVE,
+            installation_id=challenge.installation_id,
+            last_nonce=challenge.nonce.hex(),
+        )
+        .first()
+    )
+    # The binding is this installation's, so no other can hold the license: only the
+    # license row's own rules need checking.
+    if binding is None or _license_problems(challenge, binding.license, now):
+        return None
+    return PhoneResult(challenge, binding.license, binding, code_for(challenge, key))
+
+
 def _binding_problems(
     challenge: Challenge, issued: IssuedLicense | None, now: datetime
 ) -> tuple[Problem, ...]:
+    """Every binding rule the challenge breaks (one query: who else holds the license)."""
     if issued is None:
         return (
             Problem(
                 _("License content is incorrect"),
                 (_("This license is not in the vendor's registry."),),
                 404,
+                "unknown_license",
             ),
         )
-    problems = []
-    if issued.revoked_at is not None:
-        problems.append(Problem(_("This license has been revoked."), (), 403))
-    if now.date() > issued.expires_at:
-        problems.append(
-            Problem(
-                _("License Expired"),
-                (
-                    _("Expiration date: %(date)s")
-                    % {"date": issued.expires_at.strftime("%Y/%m/%d")},
-                ),
-                403,
-            )
-        )
+    problems = list(_license_problems(challenge, issued, now))
     holder = (
         issued.bindings.filter(state=BindingState.ACTIVE)
         .exclude(installation_id=challenge.installation_id)
@@ -218,6 +238,29 @@ def _binding_problems(
                     _("Ask the vendor's support staff to unbind it before moving servers."),
                 ),
                 409,
+                "bound_elsewhere",
+            )
+        )
+    return tuple(problems)
+
+
+def _license_problems(
+    challenge: Challenge, issued: IssuedLicense, now: datetime
+) -> tuple[Problem, ...]:
+    """The rules that need only the license row: revoked, expired, too many nodes."""
+    problems = []
+    if issued.revoked_at is not None:
+        problems.append(Problem(_("This license has been revoked."), (), 403, "revoked"))
+    if now.date() > issued.expires_at:
+        problems.append(
+            Problem(
+                _("License Expired"),
+                (
+                    _("Expiration date: %(date)s")
+                    % {"date": issued.expires_at.strftime("%Y/%m/%d")},
+                ),
+                403,
+                "license_expired",
             )
         )
     if challenge.node_count > issued.max_nodes:
@@ -233,6 +276,7 @@ def _binding_problems(
                     % {"n": challenge.node_count, "max": issued.max_nodes},
                 ),
                 403,
+                "license_exhausted",
             )
         )
     return tuple(problems)

@@ -241,6 +241,9 @@ class Binding(models.Model):
     )
     first_bound = models.DateTimeField(verbose_name=_("first bound"))
     last_verified = models.DateTimeField(verbose_name=_("last verified"))
+    # The nonce of the last challenge a code was shown for: a reload of the phone page
+    # for that challenge shows the same code again without writing anything.
+    last_nonce = models.CharField(max_length=32, blank=True, verbose_name=_("last challenge"))
     unbound_at = models.DateTimeField(null=True, blank=True, verbose_name=_("unbound at"))
     unbound_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

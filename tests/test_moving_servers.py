@@ -69,7 +69,7 @@ def test_second_installation_is_refused_until_unbound(client: Client, frozen_clo
     assert binding.last_verified == START  # the refusal did not touch the holder's binding
     event = AuditEvent.objects.get(action=AuditAction.BINDING_REFUSED)
     assert event.installation_id == new_installation
-    assert event.detail["problems"] == [FULL]
+    assert event.detail["problems"] == ["bound_elsewhere"]
 
     authority.unbind(binding.pk, actor=staff, reason="Customer moved servers", now=clock.now())
 

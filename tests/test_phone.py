@@ -168,7 +168,7 @@ def test_revoked_license_is_403(client: Client, frozen_clock, issue):
     assert "This license has been revoked." in response.content.decode()
     assert not Binding.objects.exists()
     refused = AuditEvent.objects.get(action=AuditAction.BINDING_REFUSED)
-    assert refused.detail["problems"] == ["This license has been revoked."]
+    assert refused.detail["problems"] == ["revoked"]
 
 
 def test_license_expired_at_midnight_after_its_last_day(client: Client, frozen_clock, issue):
@@ -270,3 +270,37 @@ def test_phone_scan_leaves_the_console_challenge_open(client: Client, frozen_clo
 
     challenge.refresh_from_db()
     assert challenge.state == ChallengeState.OPEN
+
+
+def test_reloading_the_page_shows_the_same_code_without_writing(
+    client: Client, frozen_clock, issue, django_assert_num_queries
+):
+    _, text = issue()
+    challenge = upload(text)
+    first = CODE_ELEMENT.search(client.get(phone_url(challenge.token)).content.decode())
+    binding = Binding.objects.get()
+    entries = AuditEvent.objects.count()
+    frozen_clock.advance(seconds=30)
+
+    # One read of the binding with its license; no transaction, no audit entry.
+    with django_assert_num_queries(1):
+        again = client.get(phone_url(challenge.token))
+
+    assert again.status_code == 200
+    assert CODE_ELEMENT.search(again.content.decode()).group(1) == first.group(1)
+    assert AuditEvent.objects.count() == entries
+    binding.refresh_from_db()
+    assert binding.last_verified == START
+
+
+def test_a_reload_after_a_revoke_is_refused(client: Client, frozen_clock, issue):
+    lic, text = issue()
+    challenge = upload(text)
+    assert client.get(phone_url(challenge.token)).status_code == 200
+    issued = authority.IssuedLicense.objects.get(license_id=lic.license_id)
+    authority.revoke(issued.pk, actor=None, reason="contract ended", now=clock.now())
+
+    response = client.get(phone_url(challenge.token))
+
+    assert response.status_code == 403
+    assert CODE_ELEMENT.search(response.content.decode()) is None

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import uuid
 from datetime import UTC, date, datetime
 
 import pytest
+import zxingcpp
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from PIL import Image
 
 from registration import authority, clock, flows
 from registration.models import (
@@ -64,7 +68,10 @@ def test_accepted_upload_shows_qr_tag_link_and_countdown(manager_client, frozen_
     page = manager_client.get(PAGE)
     body = page.content.decode()
     challenge = open_challenge()
-    assert f'src="{reverse("registration:qr", kwargs={"pk": challenge.pk})}"' in body
+    # The QR image is inside the page and decodes to the link shown under it.
+    data_uri = re.search(r'id="qr-image" src="data:image/png;base64,([^"]+)"', body)
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(base64.b64decode(data_uri[1]))))
+    assert [code.text for code in decoded] == [f"http://testserver/m/{challenge.token}"]
     assert f'id="challenge-tag">{challenge.tag}<' in body
     assert f'id="challenge-link">http://testserver/m/{challenge.token}<' in body
     assert 'id="countdown">300<' in body

@@ -6,6 +6,9 @@ registration.manage_registration; state changes are POST only and CSRF-protected
 
 from __future__ import annotations
 
+import base64
+from functools import partial
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -36,6 +39,11 @@ def _challenge_url(challenge: Challenge) -> str:
     return f"{settings.AUTHORITY_BASE_URL}/m/{challenge.token}"
 
 
+def _qr_data_uri(challenge: Challenge) -> str:
+    png = cached_qr_png(_challenge_url(challenge))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpResponse:
     """Render the Registration page with the current state and any extra context."""
     installation = flows.get_installation()
@@ -52,6 +60,9 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         "now": now,
         "challenge": challenge,
         "challenge_url": _challenge_url(challenge) if challenge else "",
+        # The QR travels inside the page: no second request, the PNG made once per
+        # challenge and cached. A callable, so the template makes it only where shown.
+        "qr_data_uri": partial(_qr_data_uri, challenge) if challenge else "",
         "seconds_left": int((challenge.expires_at - now).total_seconds()) if challenge else 0,
         "nodes_used": nodes.live_node_count(now),
         "node_leases": nodes.live_leases(now).order_by("node_name", "started_at"),
