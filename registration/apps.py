@@ -6,3 +6,6 @@ class RegistrationConfig(AppConfig):
     name = "registration"
     verbose_name = _("Registration")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from registration import checks  # noqa: F401  (registers the system checks)

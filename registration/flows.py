@@ -17,6 +17,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
+from django.db.models.expressions import Combinable
 from django.utils.translation import gettext as _
 
 from registration import audit, clock, nodes
@@ -70,7 +71,8 @@ def _bump(installation: Installation, **changes: object) -> None:
         setattr(installation, name, value)
     installation.version = F("version") + 1
     installation.save(update_fields=[*changes, "version"])
-    installation.refresh_from_db(fields=["version"])
+    counters = [name for name, value in changes.items() if isinstance(value, Combinable)]
+    installation.refresh_from_db(fields=["version", *counters])
     transaction.on_commit(_installation_changed)
 
 
@@ -418,8 +420,10 @@ def _refuse(
     actor: User,
     client_address: str | None,
 ) -> SubmitResult:
+    # The row is locked, so this read is current; the write is still an F() increment so
+    # the counter can never lose a failure, whatever runs between the read and the write.
     failed = installation.failed_attempts + 1
-    changes: dict[str, object] = {"failed_attempts": failed}
+    changes: dict[str, object] = {"failed_attempts": F("failed_attempts") + 1}
     locked_until = None
     if failed >= settings.LOCKOUT_MAX_ATTEMPTS:
         locked_until = now + timedelta(minutes=lock_minutes(installation.lock_count))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from registration.keys import generate_key_pair_files
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 HOST = "licserver.example.com"
@@ -72,9 +74,23 @@ def _env(tmp_path: Path, **variables: str) -> dict[str, str]:
     return env
 
 
+def _pinned_keys(tmp_path: Path) -> dict[str, str]:
+    """The vendor's public keys, pinned as a customer's console pins them."""
+    directory = tmp_path / "vendor-keys"
+    if not directory.exists():
+        generate_key_pair_files(directory, "prod-1")
+    signing = (directory / "prod-1.ed25519.pub").read_text(encoding="ascii").strip()
+    authority = (directory / "prod-1.x25519.pub").read_text(encoding="ascii").strip()
+    return {
+        "LICENSE_PUBLIC_KEYS": f"prod-1={signing}",
+        "AUTHORITY_PUBLIC_KEYS": f"prod-1={authority}",
+    }
+
+
 def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     """The production variables docs/deploy.md documents, with a 64-character key."""
     variables = {
+        **_pinned_keys(tmp_path),
         "DEBUG": "false",
         "HTTPS_ONLY": "true",
         "SECURE_HSTS_PRELOAD": "true",
@@ -95,6 +111,24 @@ def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+def test_check_deploy_fails_without_pinned_vendor_keys(tmp_path):
+    env = production_env(tmp_path, LICENSE_PUBLIC_KEYS="", AUTHORITY_PUBLIC_KEYS="")
+
+    result = check_deploy(env)
+
+    assert result.returncode != 0
+    assert "registration.W001" in result.stderr and "registration.W002" in result.stderr
+
+
+def test_check_refuses_a_verification_address_too_long_for_the_qr(tmp_path):
+    env = production_env(tmp_path, AUTHORITY_BASE_URL="https://" + "v" * 120 + ".example.com")
+
+    result = check_deploy(env)
+
+    assert result.returncode != 0
+    assert "registration.E001" in result.stderr
 
 
 def test_check_deploy_passes_with_the_production_variables(tmp_path):
