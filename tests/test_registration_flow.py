@@ -331,3 +331,16 @@ def test_upload_form_errors_are_400_and_store_nothing(manager_client, frozen_clo
     assert empty.status_code == 400
     assert "The file is empty." in empty.content.decode()
     assert not InstalledLicense.objects.exists()
+
+
+def test_a_registration_whose_license_ran_out_says_so(manager_client, frozen_clock, issue):
+    _, text = issue(expires_at=date(2026, 6, 30))
+    upload(manager_client, text)
+    assert flows.submit_code(phone_code(open_challenge())).outcome == flows.Outcome.ACCEPTED
+    assert "Registered" in manager_client.get(PAGE).content.decode()
+
+    frozen_clock.set(datetime(2026, 7, 1, 0, 0, tzinfo=UTC))
+    body = manager_client.get(PAGE).content.decode()
+
+    state = re.search(r'id="registration-state">\s*(.*?)\s*</p>', body, re.S)[1]
+    assert state == "License expired on 2026/06/30"

@@ -57,6 +57,8 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         "state": installation.state,
         "states": RegistrationState,
         "locked": locked,
+        # A registration does not outlive its license, whatever the stored state says.
+        "license_ran_out": lic is not None and lic.expires_at < now.date(),
         "now": now,
         "challenge": challenge,
         "challenge_url": _challenge_url(challenge) if challenge else "",
