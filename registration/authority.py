@@ -42,21 +42,7 @@ def record_issued_license(
 ) -> IssuedLicense:
     """Add a signed license to the registry the verification service reads."""
     with transaction.atomic():
-        row = IssuedLicense.objects.create(
-            license_id=lic.license_id,
-            license_type=lic.license_type,
-            company=lic.company,
-            project_name=lic.project_name,
-            app_name=lic.app_name,
-            app_version=lic.app_version,
-            project_content=lic.project_content,
-            contract_date=lic.contract_date,
-            issued_at=lic.issued_at,
-            expires_at=lic.expires_at,
-            max_nodes=lic.max_nodes,
-            kid=lic.kid,
-            text=text,
-        )
+        row = IssuedLicense.objects.create(**IssuedLicense.values_from(lic, text))
         audit.record(
             AuditAction.LICENSE_ISSUED,
             at=at,

@@ -30,7 +30,7 @@ from registration.challenge import (
     encode_token,
     new_challenge,
 )
-from registration.license import License, b64decode_key, minor_version
+from registration.license import b64decode_key, minor_version
 from registration.models import (
     AuditAction,
     Challenge,
@@ -115,23 +115,6 @@ def version_information() -> dict[str, str]:
     }
 
 
-def _license_from_row(row: InstalledLicense) -> License:
-    return License(
-        license_id=row.license_id,
-        license_type=row.license_type,
-        company=row.company,
-        project_name=row.project_name,
-        app_name=row.app_name,
-        app_version=row.app_version,
-        project_content=row.project_content,
-        contract_date=row.contract_date,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        max_nodes=row.max_nodes,
-        kid=row.kid,
-    )
-
-
 # --- Upload -------------------------------------------------------------------------
 
 
@@ -189,19 +172,7 @@ def upload_license(
             return UploadResult(validation)
         assert lic is not None
         row = InstalledLicense.objects.create(
-            license_id=lic.license_id,
-            text=data.decode("ascii"),
-            kid=lic.kid,
-            license_type=lic.license_type,
-            company=lic.company,
-            project_name=lic.project_name,
-            app_name=lic.app_name,
-            app_version=lic.app_version,
-            project_content=lic.project_content,
-            contract_date=lic.contract_date,
-            issued_at=lic.issued_at,
-            expires_at=lic.expires_at,
-            max_nodes=lic.max_nodes,
+            **InstalledLicense.values_from(lic, data.decode("ascii")),
             uploaded_at=now,
             uploaded_by=actor if actor is not None and actor.is_authenticated else None,
         )
@@ -303,7 +274,7 @@ def refresh_challenge(*, actor: User = None) -> ChallengeResult:
             raise LookupError("no license is installed")
         now = clock.now()
         facts = local_facts(now)
-        causes = tuple(check_license(_license_from_row(row), "container", facts))
+        causes = tuple(check_license(row.as_license(), "container", facts))
         if causes:
             return ChallengeResult(None, causes)
         purpose = (

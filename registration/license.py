@@ -18,7 +18,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
@@ -99,6 +99,14 @@ class License:
     def is_expired(self, now: datetime) -> bool:
         """Tell whether now is past the end of the expiry day, UTC."""
         return now.astimezone(UTC).date() > self.expires_at
+
+    @staticmethod
+    def field_names() -> tuple[str, ...]:
+        return tuple(item.name for item in fields(License))
+
+    def to_fields(self) -> dict[str, object]:
+        """Return the fields as a dict of Python values (for storing)."""
+        return {name: getattr(self, name) for name in self.field_names()}
 
     def to_payload(self) -> dict[str, object]:
         return {

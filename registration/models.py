@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from registration.license import License
+
 # --- Customer side --------------------------------------------------------------------
 
 
@@ -72,14 +74,12 @@ class Installation(models.Model):
         return str(self.installation_id)
 
 
-class InstalledLicense(models.Model):
-    """A license file accepted by this installation, kept verbatim with its fields."""
+class LicenseContent(models.Model):
+    """The fields of a Container.lic, kept by both sides (with the file, verbatim)."""
 
-    license_id = models.UUIDField(db_index=True, verbose_name=_("license ID"))
     text = models.TextField(verbose_name=_("license text"))
     kid = models.CharField(max_length=32, verbose_name=_("key ID"))
     license_type = models.CharField(max_length=32, verbose_name=_("license type"))
-    company = models.CharField(max_length=200, verbose_name=_("company"))
     project_name = models.CharField(max_length=200, verbose_name=_("project name"))
     app_name = models.CharField(max_length=200, verbose_name=_("application name"))
     app_version = models.CharField(max_length=16, verbose_name=_("application version"))
@@ -87,7 +87,31 @@ class InstalledLicense(models.Model):
     contract_date = models.DateField(verbose_name=_("contract signing date"))
     issued_at = models.DateTimeField(verbose_name=_("issued at"))
     expires_at = models.DateField(verbose_name=_("expiry date"))
-    max_nodes = models.PositiveIntegerField(verbose_name=_("maximum nodes"))
+    max_nodes = models.PositiveIntegerField(default=1, verbose_name=_("maximum nodes"))
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.company} / {self.project_name} ({self.license_id})"
+
+    @staticmethod
+    def values_from(lic: License, text: str) -> dict[str, object]:
+        """Return the model field values of a verified license and its file text."""
+        values: dict[str, object] = lic.to_fields()
+        values["text"] = text
+        return values
+
+    def as_license(self) -> License:
+        """Return the stored fields as a License (for checking it again)."""
+        return License(**{name: getattr(self, name) for name in License.field_names()})
+
+
+class InstalledLicense(LicenseContent):
+    """A license file accepted by this installation, kept verbatim with its fields."""
+
+    license_id = models.UUIDField(db_index=True, verbose_name=_("license ID"))
+    company = models.CharField(max_length=200, verbose_name=_("company"))
     uploaded_at = models.DateTimeField(verbose_name=_("uploaded at"))
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -103,9 +127,6 @@ class InstalledLicense(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(max_nodes__gte=1), name="installed_max_nodes_gte_1")
         ]
-
-    def __str__(self) -> str:
-        return f"{self.company} / {self.project_name} ({self.license_id})"
 
 
 class ChallengeState(models.TextChoices):
@@ -187,22 +208,11 @@ class NodeLease(models.Model):
 # --- Vendor side --------------------------------------------------------------------
 
 
-class IssuedLicense(models.Model):
+class IssuedLicense(LicenseContent):
     """The vendor's registry of every Container.lic it signed."""
 
     license_id = models.UUIDField(unique=True, verbose_name=_("license ID"))
-    license_type = models.CharField(max_length=32, verbose_name=_("license type"))
     company = models.CharField(max_length=200, db_index=True, verbose_name=_("company"))
-    project_name = models.CharField(max_length=200, verbose_name=_("project name"))
-    app_name = models.CharField(max_length=200, verbose_name=_("application name"))
-    app_version = models.CharField(max_length=16, verbose_name=_("application version"))
-    project_content = models.CharField(max_length=200, verbose_name=_("project content"))
-    contract_date = models.DateField(verbose_name=_("contract signing date"))
-    issued_at = models.DateTimeField(verbose_name=_("issued at"))
-    expires_at = models.DateField(verbose_name=_("expiry date"))
-    max_nodes = models.PositiveIntegerField(default=1, verbose_name=_("maximum nodes"))
-    kid = models.CharField(max_length=32, verbose_name=_("key ID"))
-    text = models.TextField(verbose_name=_("license text"))
     revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
     revoked_reason = models.CharField(
         max_length=500, blank=True, verbose_name=_("revocation reason")
@@ -215,9 +225,6 @@ class IssuedLicense(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(max_nodes__gte=1), name="issued_max_nodes_gte_1")
         ]
-
-    def __str__(self) -> str:
-        return f"{self.company} / {self.project_name} ({self.license_id})"
 
 
 class BindingState(models.TextChoices):
