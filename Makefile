@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format bench serve messages
+.PHONY: run test lint format bench serve messages screenshots
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -51,6 +51,11 @@ bench: $(VENV)/.installed
 messages: $(VENV)/.installed
 	$(BIN)/python manage.py makemessages -l zh_Hans --no-obsolete -i .venv -i bench -i tests -i var -i test-artifacts -i "*.egg-info"
 	$(BIN)/python manage.py compile_translations
+
+# Remake the README screenshots (docs/screenshots/*.png) with Debian's chromium, against
+# a throwaway server with its own temporary data.
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python scripts/screenshots.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .

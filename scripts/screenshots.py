@@ -103,7 +103,8 @@ def wait_until_up(base: str, server: subprocess.Popen, timeout: float = 30.0) ->
         if server.poll() is not None:
             raise SystemExit("the development server exited before answering")
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+            # base is the http://127.0.0.1 URL of the server this script started.
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310
                 return
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)  # a script polling a starting server, not a test
@@ -183,7 +184,9 @@ def issue_refused_license(env: dict[str, str], out: Path) -> None:
             "-c",
             "import json; from django.conf import settings as s; "
             "print(json.dumps([s.APP_NAME, s.PROJECT_CONTENT]))",
-        ).strip().splitlines()[-1]
+        )
+        .strip()
+        .splitlines()[-1]
     )
     today = date.today()
     manage(
