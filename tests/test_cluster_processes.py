@@ -8,38 +8,36 @@ is simulated by SIGKILL to the whole process group. Leases are short here
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.error import HTTPError
-from urllib.parse import urlencode, urlparse, urlunparse
-from urllib.request import HTTPCookieProcessor, Request, build_opener
 
-import psycopg
 import pytest
 
-from tests.conftest import KID, needs_postgres, needs_redis
+from tests.conftest import needs_postgres, needs_redis
+from tests.processes import (
+    PYTHON,
+    Browser,
+    Database,
+    Server,
+    free_port,
+    issue_license,
+    migrate_with_admin,
+    scratch_database,
+    server_env,
+    spawn,
+    start_gunicorn,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.processes, needs_postgres, needs_redis]
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 FAKETIME = shutil.which("faketime") or "/usr/bin/faketime"
-ADMIN, PASSWORD = "cluster-admin", "pw-cluster-admin-1"
 LEASE_SECONDS = 3
 REMINDER = (
     "Your project registration has expired due to project restart. "
@@ -47,35 +45,11 @@ REMINDER = (
 )
 
 
-def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0) -> object:
-    """Poll check until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- The database and the environment ------------------------------------------------
 
 
-@dataclass
-class Database:
-    url: str
-
-    def query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            cursor = conn.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
+class ClusterDatabase(Database):
+    """The tables the cluster tests look at, read from outside the nodes."""
 
     def state(self) -> str:
         return self.query("SELECT state FROM registration_installation")[0][0]
@@ -89,141 +63,38 @@ class Database:
         )
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="module")
-def cluster_env(key_dir, tmp_path_factory) -> Iterator[tuple[dict[str, str], Database]]:
+def cluster_env(key_dir, tmp_path_factory) -> Iterator[tuple[dict[str, str], ClusterDatabase]]:
     """A fresh PostgreSQL database, migrated, with an admin and the test vendor keys."""
-    base_url = os.environ["DATABASE_URL"]
-    name = f"licserver_proc_{secrets.token_hex(4)}"
-    admin_url = with_database(base_url, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    var_dir = tmp_path_factory.mktemp("cluster-var")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "PYTEST_", "LICSERVER_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="licserver.settings",
-        DATABASE_URL=with_database(base_url, name),
-        CACHE_URL=os.environ["CACHE_URL"],
-        LICSERVER_VAR_DIR=str(var_dir),
-        SECRET_KEY=secrets.token_urlsafe(40),
-        KEYS_DIR=str(key_dir),
-        AUTHORITY_KID=KID,
-        NODE_HEARTBEAT_SECONDS="1",
-        NODE_LEASE_SECONDS=str(LEASE_SECONDS),
-        STATUS_CACHE_SECONDS="1",
-        WEB_CONCURRENCY="2",
-        RATE_UPLOAD="1000/m",
-        RATE_CODE="1000/m",
-        RATE_CHALLENGE="1000/m",
-        RATE_PHONE="1000/m",
-        DJANGO_SUPERUSER_USERNAME=ADMIN,
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-        DJANGO_SUPERUSER_EMAIL="admin@example.com",
-        PYTHONUNBUFFERED="1",
-    )
-    try:
-        for command in (["migrate", "--noinput", "-v0"], ["createsuperuser", "--noinput"]):
-            subprocess.run(
-                [str(PYTHON), "manage.py", *command], cwd=ROOT, env=env, check=True, timeout=120
-            )
-        yield env, Database(env["DATABASE_URL"])
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def issue_license(env: dict[str, str], out: Path, max_nodes: int) -> bytes:
-    """Sign a Container.lic and record it in the vendor's registry, as the vendor does."""
-    subprocess.run(
-        [
-            str(PYTHON),
-            "manage.py",
-            "issue_license",
-            "--company=Acme Ltd",
-            "--project-name=Reports",
-            "--app-version=11.0",
-            "--contract-date=2026-01-15",
-            "--expires=2099-12-31",
-            f"--max-nodes={max_nodes}",
-            f"--kid={KID}",
-            f"--out={out}",
-        ],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
-    return out.read_bytes()
+    with scratch_database("proc") as url:
+        env = server_env(
+            url,
+            key_dir,
+            tmp_path_factory.mktemp("cluster-var"),
+            CACHE_URL=os.environ["CACHE_URL"],
+            NODE_HEARTBEAT_SECONDS="1",
+            NODE_LEASE_SECONDS=str(LEASE_SECONDS),
+            STATUS_CACHE_SECONDS="1",
+            WEB_CONCURRENCY="2",
+        )
+        migrate_with_admin(env)
+        yield env, ClusterDatabase(url)
 
 
 # --- Nodes ---------------------------------------------------------------------------
 
 
-@dataclass
-class Node:
-    name: str
-    port: int
-    process: subprocess.Popen
-    log: Path
-    opener: object = None
-    jar: CookieJar = field(default_factory=CookieJar)
+class Node(Browser):
+    """A browser on one node's pages, and the node's server process."""
+
+    def __init__(self, name: str, server: Server) -> None:
+        super().__init__(server.base)
+        self.name = name
+        self.server = server
 
     @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def request(self, path: str, data: bytes | None = None, headers=None) -> tuple[int, str]:
-        """GET (or POST data) and follow redirects; return the final status and body."""
-        if self.opener is None:
-            self.opener = build_opener(HTTPCookieProcessor(self.jar))
-        url = path if path.startswith("http") else self.base + path
-        request = Request(url, data=data, headers=headers or {})
-        try:
-            with self.opener.open(request, timeout=20) as response:
-                return response.status, response.read().decode()
-        except HTTPError as error:
-            return error.code, error.read().decode()
-
-    def csrf(self) -> str:
-        token = next((c.value for c in self.jar if c.name == "csrftoken"), None)
-        assert token, "no CSRF cookie yet"
-        return token
-
-    def post(self, path: str, fields: dict[str, str]) -> tuple[int, str]:
-        body = urlencode({"csrfmiddlewaretoken": self.csrf(), **fields}).encode()
-        return self.request(path, body, {"Content-Type": "application/x-www-form-urlencoded"})
-
-    def login(self) -> None:
-        self.request("/accounts/login/")
-        status, body = self.post("/accounts/login/", {"username": ADMIN, "password": PASSWORD})
-        assert status == 200 and "Log out" in body, body[:500]
-
-    def upload(self, license_text: bytes) -> tuple[int, str]:
-        boundary = uuid.uuid4().hex
-        parts = [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"'
-            f"\r\n\r\n{self.csrf()}\r\n".encode(),
-            f'--{boundary}\r\nContent-Disposition: form-data; name="auth_method"'
-            "\r\n\r\ncontainer\r\n".encode(),
-            f'--{boundary}\r\nContent-Disposition: form-data; name="license"; '
-            'filename="Container.lic"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
-            + license_text
-            + b"\r\n",
-            f"--{boundary}--\r\n".encode(),
-        ]
-        return self.request(
-            "/system/registration/upload",
-            b"".join(parts),
-            {"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        )
+    def port(self) -> int:
+        return self.server.port
 
     def scan_and_submit(self, page: str) -> str:
         """Open the QR's link as the phone does, type its code; return the page after."""
@@ -246,54 +117,29 @@ class Cluster:
     def start(self, name: str, port: int | None = None, clock_ahead: str = "") -> Node:
         """Start one node and wait until it answers HTTP."""
         port = port or free_port()
-        env = dict(self.env, NODE_NAME=name, PORT=str(port))
-        env["AUTHORITY_BASE_URL"] = f"http://127.0.0.1:{port}"
-        command = [str(GUNICORN), "-c", "gunicorn.conf.py", "licserver.wsgi"]
-        if clock_ahead:
-            command = [FAKETIME, "-f", clock_ahead, *command]
+        wrapper = (FAKETIME, "-f", clock_ahead) if clock_ahead else ()
         log = self.logs / f"{name}-{port}-{len(self.nodes)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        node = Node(name, port, process, log)
+        server = start_gunicorn(dict(self.env, NODE_NAME=name), log, port=port, wrapper=wrapper)
+        node = Node(name, server)
         self.nodes.append(node)
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"node {name} exited: {log.read_text()[-2000:]}")
-            try:
-                return node.request("/accounts/login/")[0] in (200, 503)
-            except OSError:
-                return False
-
-        wait_for(ready, f"node {name} to answer", timeout=30)
         return node
 
     def stop(self, node: Node) -> None:
         """Stop a node cleanly (SIGTERM to the gunicorn master) and wait for it."""
-        node.process.send_signal(signal.SIGTERM)
-        node.process.wait(timeout=30)
+        node.server.stop()
 
     def kill(self, node: Node) -> None:
         """Crash a node: SIGKILL to the master and all its workers at once."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(node.process.pid, signal.SIGKILL)
-        node.process.wait(timeout=10)
+        node.server.kill()
 
     def close(self) -> None:
         for node in self.nodes:
-            if node.process.poll() is None:
-                self.kill(node)
+            if node.server.running:
+                node.server.kill()
 
 
 @pytest.fixture
-def cluster(cluster_env, tmp_path) -> Iterator[tuple[Cluster, Database]]:
+def cluster(cluster_env, tmp_path) -> Iterator[tuple[Cluster, ClusterDatabase]]:
     env, db = cluster_env
     # Each test starts from an empty installation (and vendor bindings), same users.
     db.query(
@@ -309,7 +155,7 @@ def cluster(cluster_env, tmp_path) -> Iterator[tuple[Cluster, Database]]:
     finally:
         nodes.close()
         for node in nodes.nodes:
-            sys.stderr.write(f"--- {node.log.name} ---\n{node.log.read_text()[-1500:]}\n")
+            sys.stderr.write(f"--- {node.server.log.name} ---\n{node.server.output(1500)}\n")
 
 
 def register(node: Node, license_text: bytes) -> str:
@@ -412,23 +258,13 @@ def test_the_development_server_is_a_node_released_at_a_clean_stop(cluster, tmp_
     port = free_port()
     env = dict(nodes.env, NODE_NAME="dev", PORT=str(port))
     log = tmp_path / "runserver.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(PYTHON), "manage.py", "runserver", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    command = [str(PYTHON), "manage.py", "runserver", f"127.0.0.1:{port}"]
+    server = Server(spawn(command, env, log), port, log)
     try:
         wait_for(lambda: db.live_leases(), "the development server's lease", timeout=30)
         assert [lease[0] for lease in db.live_leases()] == ["dev"]
-        process.send_signal(signal.SIGTERM)  # to the outer (autoreloader) process
-        process.wait(timeout=20)
+        server.stop(timeout=20)  # SIGTERM to the outer (autoreloader) process
         assert db.live_leases() == []
         assert db.query("SELECT count(*) FROM registration_nodelease")[0][0] == 1
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        server.kill()

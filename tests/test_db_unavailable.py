@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -26,9 +22,8 @@ from django.test import Client
 from django.urls import path
 
 from tests.conftest import needs_postgres
+from tests.processes import database_url, server_env, start_gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
-WAIT_SECONDS = 30
 LEAK_MARKERS = ("Traceback", "OperationalError", "InterfaceError", "psycopg", "5432", 'File "')
 
 
@@ -199,12 +194,6 @@ class TcpProxy:
                 self._links.difference_update((a, b))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(port: int, url: str, cookie: str) -> tuple[int, dict[str, str], str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
@@ -220,18 +209,6 @@ def _children(pid: int) -> set[int]:
     return {int(child) for child in text.split()}
 
 
-def _wait_until_serving(server: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the server exited at start-up"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)  # polling a starting process, not waiting out a clock
-    raise AssertionError(f"the server did not listen within {WAIT_SECONDS} s")
-
-
 @pytest.fixture
 def proxied_server(transactional_db, settings, key_dir, tmp_path):
     """gunicorn (one worker) reaching the test database only through a TcpProxy."""
@@ -240,42 +217,21 @@ def proxied_server(transactional_db, settings, key_dir, tmp_path):
     db = connection.settings_dict
     proxy = TcpProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
     proxy.open()
-    port = _free_port()
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECRET_KEY", "CACHE_"))}
-    env.update(
-        DATABASE_URL=f"postgres://{db['USER']}{password}@127.0.0.1:{proxy.port}/{db['NAME']}",
+    env = server_env(
+        database_url(db, host="127.0.0.1", port=proxy.port),
+        key_dir,
+        tmp_path / "var",
         # The test process signs the session cookie; the server must read it the same way.
         SECRET_KEY=settings.SECRET_KEY,
         DEBUG="false",
-        KEYS_DIR=str(key_dir),
-        LICSERVER_VAR_DIR=str(tmp_path / "var"),
         NODE_NAME="node-a",
+        WEB_CONCURRENCY="1",
     )
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "licserver.wsgi",
-            "--workers=1",
-            f"--bind=127.0.0.1:{port}",
-            "--timeout=30",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_until_serving(server, port)
-        yield server, port, proxy
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=WAIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=WAIT_SECONDS)
-        proxy.close()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(proxy.close)
+        server = start_gunicorn(env, tmp_path / "server.log")
+        cleanup.callback(server.stop)  # a clean stop, before the proxy goes
+        yield server.process, server.port, proxy
 
 
 @needs_postgres

@@ -11,66 +11,32 @@ once. Every wait polls a real condition with a deadline.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import signal
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
 from pathlib import Path
-from urllib.error import HTTPError
-from urllib.parse import urlencode, urlparse, urlunparse
-from urllib.request import HTTPCookieProcessor, Request, build_opener
 
 import psycopg
 import pytest
 
 from registration.challenge import code_for, decode_token
-from tests.conftest import KID, needs_postgres
+from tests.conftest import needs_postgres
+from tests.processes import (
+    Browser,
+    Database,
+    Server,
+    issue_license,
+    migrate_with_admin,
+    scratch_database,
+    server_env,
+    start_gunicorn,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.processes, pytest.mark.postgres, needs_postgres]
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / ".venv" / "bin" / "python"
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
-ADMIN, PASSWORD = "kill-admin", "pw-kill-admin-1"
 
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0) -> object:
-    """Poll check until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
-
-
-@dataclass
-class Database:
-    url: str
-
-    def query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            cursor = conn.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
+class SubmissionDatabase(Database):
+    """The tables a code submission writes, read from outside the server."""
 
     def facts(self) -> dict[str, object]:
         """Everything a code submission may change, read straight from the tables."""
@@ -91,121 +57,20 @@ class Database:
         }
 
 
-@dataclass
-class Server:
-    """One gunicorn node in its own process group; SIGKILL takes master and workers."""
-
-    env: dict[str, str]
-    log: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = dict(self.env, PORT=str(self.port), AUTHORITY_BASE_URL=self.base)
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [str(GUNICORN), "-c", "gunicorn.conf.py", "licserver.wsgi"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited: {self.log.read_text()[-2000:]}")
-            try:
-                return Browser(self.base).request("/healthz")[0] == 200
-            except OSError:
-                return False
-
-        wait_for(ready, "the server to answer", timeout=30)
-
-    def kill(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-
-@dataclass
-class Browser:
-    base: str
-    jar: CookieJar = field(default_factory=CookieJar)
-
-    def request(self, path: str, data: bytes | None = None, headers=None) -> tuple[int, str]:
-        """GET (or POST data), following redirects; return the final status and body."""
-        opener = build_opener(HTTPCookieProcessor(self.jar))
-        url = path if path.startswith("http") else self.base + path
-        try:
-            with opener.open(Request(url, data=data, headers=headers or {}), timeout=30) as r:
-                return r.status, r.read().decode()
-        except HTTPError as error:
-            return error.code, error.read().decode()
-
-    def post(self, path: str, fields: dict[str, str]) -> tuple[int, str]:
-        token = next(c.value for c in self.jar if c.name == "csrftoken")
-        body = urlencode({"csrfmiddlewaretoken": token, **fields}).encode()
-        return self.request(path, body, {"Content-Type": "application/x-www-form-urlencoded"})
-
-    def login(self) -> None:
-        self.request("/accounts/login/")
-        status, body = self.post("/accounts/login/", {"username": ADMIN, "password": PASSWORD})
-        assert status == 200 and "Log out" in body, body[:500]
-
-
 @pytest.fixture
-def env(key_dir, tmp_path) -> Iterator[tuple[dict[str, str], Database]]:
+def env(key_dir, tmp_path) -> Iterator[tuple[dict[str, str], SubmissionDatabase]]:
     """A fresh, migrated PostgreSQL database with an admin; dropped at the end."""
-    base_url = os.environ["DATABASE_URL"]
-    name = f"{urlparse(base_url).path.lstrip('/')}_kill_{secrets.token_hex(4)}"
-    admin_url = with_database(base_url, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "PYTEST_", "LICSERVER_", "CACHE_"))
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="licserver.settings",
-        DATABASE_URL=with_database(base_url, name),
-        LICSERVER_VAR_DIR=str(tmp_path / "var"),
-        SECRET_KEY=secrets.token_urlsafe(40),
-        KEYS_DIR=str(key_dir),
-        AUTHORITY_KID=KID,
-        NODE_NAME="kill-node",
-        WEB_CONCURRENCY="1",
-        CHALLENGE_TTL_SECONDS="3600",
-        RATE_UPLOAD="1000/m",
-        RATE_CODE="1000/m",
-        RATE_CHALLENGE="1000/m",
-        RATE_PHONE="1000/m",
-        DJANGO_SUPERUSER_USERNAME=ADMIN,
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-        DJANGO_SUPERUSER_EMAIL="admin@example.com",
-        PYTHONUNBUFFERED="1",
-    )
-    try:
-        for command in (["migrate", "--noinput", "-v0"], ["createsuperuser", "--noinput"]):
-            subprocess.run(
-                [str(PYTHON), "manage.py", *command],
-                cwd=ROOT,
-                env=environment,
-                check=True,
-                timeout=120,
-                capture_output=True,
-            )
-        yield environment, Database(environment["DATABASE_URL"])
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("kill") as url:
+        environment = server_env(
+            url,
+            key_dir,
+            tmp_path / "var",
+            NODE_NAME="kill-node",
+            WEB_CONCURRENCY="1",
+            CHALLENGE_TTL_SECONDS="3600",
+        )
+        migrate_with_admin(environment)
+        yield environment, SubmissionDatabase(url)
 
 
 @pytest.fixture
@@ -214,59 +79,20 @@ def servers(env, tmp_path) -> Iterator[Callable[[], Server]]:
     started: list[Server] = []
 
     def start() -> Server:
-        server = Server(env[0], tmp_path / f"server-{len(started)}.log")
+        server = start_gunicorn(env[0], tmp_path / f"server-{len(started)}.log")
         started.append(server)
-        server.start()
         return server
 
     yield start
     for server in started:
-        server.kill()
+        if server.running:
+            server.kill()
 
 
 def upload_license(env: dict[str, str], browser: Browser, tmp_path: Path) -> None:
     """Issue a license as the vendor does and upload it on the Registration page."""
-    out = tmp_path / "Container.lic"
-    subprocess.run(
-        [
-            str(PYTHON),
-            "manage.py",
-            "issue_license",
-            "--company=Acme Ltd",
-            "--project-name=Reports",
-            "--app-version=11.0",
-            "--contract-date=2026-01-15",
-            "--expires=2099-12-31",
-            "--max-nodes=1",
-            f"--kid={KID}",
-            f"--out={out}",
-        ],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
-    boundary = secrets.token_hex(16)
-    token = next(c.value for c in browser.jar if c.name == "csrftoken")
-    body = b"".join(
-        [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"'
-            f"\r\n\r\n{token}\r\n".encode(),
-            f'--{boundary}\r\nContent-Disposition: form-data; name="auth_method"'
-            "\r\n\r\ncontainer\r\n".encode(),
-            f'--{boundary}\r\nContent-Disposition: form-data; name="license"; '
-            'filename="Container.lic"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
-            + out.read_bytes()
-            + b"\r\n",
-            f"--{boundary}--\r\n".encode(),
-        ]
-    )
-    status, page = browser.request(
-        "/system/registration/upload",
-        body,
-        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
+    license_text = issue_license(env, tmp_path / "Container.lic", max_nodes=1)
+    status, page = browser.upload(license_text)
     assert status == 200 and "challenge-link" in page, page[:2000]
 
 
