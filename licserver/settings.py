@@ -113,7 +113,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "registration:registration"
+# The vendor's verification service alone has no console: its staff work in Django admin.
+LOGIN_REDIRECT_URL = "registration:registration" if "console" in LICSERVER_ROLES else "admin:index"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from registration.gate import GateState, current_registration
@@ -39,12 +40,16 @@ def _restart_reminder(request: HttpRequest) -> bool:
 
 
 def registration(request: HttpRequest) -> dict[str, object]:
-    """Whether to show the restart reminder (only to users who can manage registration).
+    """Whether this process serves the console, and whether to show the restart reminder
+    (only to users who can manage registration).
 
     Worked out once per request, however many templates the request renders.
     """
+    if "console" not in settings.LICSERVER_ROLES:
+        # The vendor's verification service alone: no console pages to link to or remind of.
+        return {"console_enabled": False, "restart_reminder": False}
     reminder = getattr(request, "_restart_reminder", None)
     if reminder is None:
         reminder = _restart_reminder(request)
         request._restart_reminder = reminder
-    return {"restart_reminder": reminder}
+    return {"console_enabled": True, "restart_reminder": reminder}
