@@ -172,22 +172,38 @@ def verify_for_phone(
     return PhoneResult(challenge, issued, binding, code_for(challenge, key))
 
 
+# What the phone page and the license rules read of a binding and its license.
+_SHOWN_FIELDS = (
+    "installation_id",
+    "state",
+    "last_nonce",
+    "license__license_id",
+    "license__company",
+    "license__project_name",
+    "license__expires_at",
+    "license__max_nodes",
+    "license__revoked_at",
+)
+
+
 def _shown_before(challenge: Challenge, key: bytes, now: datetime) -> PhoneResult | None:
     """Return the code again for a challenge this binding was already shown a code for.
 
     One indexed read and no write, so reloading the phone page costs little and adds no
     audit entries. The license row is read fresh: a revoke or unbind still applies.
     """
-    binding = (
+    # At most one active binding per license (a constraint), so no ORDER BY is needed.
+    found = (
         Binding.objects.select_related("license")
+        .only(*_SHOWN_FIELDS)
         .filter(
             license__license_id=challenge.license_id,
             state=BindingState.ACTIVE,
             installation_id=challenge.installation_id,
             last_nonce=challenge.nonce.hex(),
-        )
-        .first()
+        )[:1]
     )
+    binding = next(iter(found), None)
     # The binding is this installation's, so no other can hold the license: only the
     # license row's own rules need checking.
     if binding is None or _license_problems(challenge, binding.license, now):

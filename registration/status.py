@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -93,12 +93,5 @@ def invalidate(store: BaseCache | None = None) -> None:
 
 
 def wall_clock() -> datetime:
-    """Time for display-only decisions on hot paths, where a database query is too dear.
-
-    A clock swapped in with clock.use() (a test's frozen clock) is followed, so tests see
-    the same time here as in the flows; the database's clock is never asked.
-    """
-    in_use = clock._clock
-    if isinstance(in_use, clock.DatabaseClock):
-        return datetime.now(UTC)
-    return in_use.now()
+    """Time for display-only decisions on hot paths, where a database query is too dear."""
+    return clock.wall_now()

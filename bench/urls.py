@@ -1,0 +1,27 @@
+"""The product's URLs plus the bench's baseline: a view doing one indexed read.
+
+Served only by the bench's own gunicorn (DJANGO_SETTINGS_MODULE=bench.settings); the
+product never loads this module.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from licserver.urls import urlpatterns as product_urlpatterns
+from registration.models import IssuedLicense
+
+
+def one_indexed_read(request: HttpRequest, license_id: str) -> HttpResponse:
+    """Read one issued license by its unique license id; answer its company."""
+    company = (
+        IssuedLicense.objects.filter(license_id=license_id).values_list("company", flat=True)
+    ).first()
+    return HttpResponse(company or "", content_type="text/plain")
+
+
+urlpatterns = [
+    path("bench/one-read/<uuid:license_id>", one_indexed_read),
+    *product_urlpatterns,
+]
