@@ -48,6 +48,7 @@ _ARMOR = re.compile(
 )
 _VERSION = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 # C0 and C1 controls and the Unicode line/paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -231,7 +232,8 @@ def dearmor(data: bytes) -> bytes:
         raise LicenseError("not ASCII text") from None
     # One pattern for the whole file: lines are exactly ARMOR_LINE_WIDTH base64 characters
     # except the last, as sign_license wraps them; nothing may stand outside the armor.
-    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     match = _ARMOR.fullmatch(text)
     if match is None:
         raise LicenseError(_armor_problem(text))
@@ -307,12 +309,9 @@ def parse_payload(payload: bytes, kid: str = "") -> License:
     if not keys >= _REQUIRED or not keys <= _REQUIRED | _OPTIONAL:
         raise LicenseError(f"payload fields are {sorted(keys)}")
     license_id = fields["license_id"]
-    try:
-        parsed_id = uuid.UUID(license_id) if isinstance(license_id, str) else None
-    except ValueError:
-        parsed_id = None
-    if parsed_id is None or str(parsed_id) != license_id:
+    if not isinstance(license_id, str) or not _UUID.fullmatch(license_id):
         raise LicenseError("license_id must be a lowercase UUID")
+    parsed_id = uuid.UUID(license_id)
     license_type = fields["license_type"]
     if license_type not in LICENSE_TYPES:
         raise LicenseError(f"license_type {license_type!r} is unknown")
