@@ -7,6 +7,9 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -43,9 +46,12 @@ def test_keygen_creates_both_pairs_with_private_files_0600(tmp_path):
 
     directory = tmp_path / "keys"
     assert sorted(p.name for p in directory.iterdir()) == sorted(KEY_FILES)
-    for name in ("k1.ed25519.pem", "k1.x25519.pem"):
+    expected_types = {"k1.ed25519.pem": Ed25519PrivateKey, "k1.x25519.pem": X25519PrivateKey}
+    for name, key_type in expected_types.items():
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
-        assert (directory / name).read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+        # Unencrypted PKCS#8 PEM, the form every tool reads.
+        key = serialization.load_pem_private_key((directory / name).read_bytes(), password=None)
+        assert isinstance(key, key_type)
     ed_pub = (directory / "k1.ed25519.pub").read_text().strip()
     x_pub = (directory / "k1.x25519.pub").read_text().strip()
     assert out.splitlines() == [
