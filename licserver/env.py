@@ -12,6 +12,7 @@ import base64
 import binascii
 import os
 import re
+from datetime import date
 from pathlib import Path
 from urllib.parse import ParseResult, parse_qs, unquote, urlparse
 
@@ -42,6 +43,26 @@ def envraw(name: str) -> str | None:
 def envstr(name: str, default: str) -> str:
     value = envraw(name)
     return default if value is None or value == "" else value
+
+
+def envdate(name: str, default: str) -> str:
+    """Read a YYYY-MM-DD date (kept as text, as the settings hold it)."""
+    value = envstr(name, default).strip()
+    try:
+        if len(value) != 10:
+            raise ValueError
+        date.fromisoformat(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a date YYYY-MM-DD, got {value!r}.") from None
+    return value
+
+
+def envmatch(name: str, default: str, pattern: str, what: str) -> str:
+    """Read a string that must match pattern whole (what says what it should look like)."""
+    value = envstr(name, default).strip()
+    if not re.fullmatch(pattern, value):
+        raise ImproperlyConfigured(f"{name} must be {what}, got {value!r}.")
+    return value
 
 
 def envbool(name: str, default: bool) -> bool:

@@ -12,9 +12,11 @@ from licserver.env import (
     cache_from_url,
     database_from_url,
     envbool,
+    envdate,
     envint,
     envkeys,
     envlist,
+    envmatch,
     envraw,
     envstr,
     keys_from_dir,
@@ -169,11 +171,13 @@ TRUSTED_PROXIES = set(envlist("TRUSTED_PROXIES", []))
 
 # --- The installation's own facts (what a license is checked against) ---------------
 APP_NAME = envstr("APP_NAME", "ReportServer")
-APP_VERSION = envstr("APP_VERSION", "11.0.20")
-APP_BUILD_DATE = envstr("APP_BUILD_DATE", "2024-02-01")
+APP_VERSION = envmatch(
+    "APP_VERSION", "11.0.20", r"[0-9]{1,4}\.[0-9]{1,4}(\.[0-9]{1,6})?", "a version like 11.0.20"
+)
+APP_BUILD_DATE = envdate("APP_BUILD_DATE", "2024-02-01")
 PROJECT_CONTENT = envstr("PROJECT_CONTENT", "reports")
 # Local container authentication exists only in builds made on or after this date.
-CONTAINER_AUTH_MIN_BUILD_DATE = envstr("CONTAINER_AUTH_MIN_BUILD_DATE", "2021-10-30")
+CONTAINER_AUTH_MIN_BUILD_DATE = envdate("CONTAINER_AUTH_MIN_BUILD_DATE", "2021-10-30")
 
 # --- Keys ---------------------------------------------------------------------------
 # Public keys are pinned here by key id; nothing a license or a QR code carries is ever

@@ -12,9 +12,11 @@ from licserver.env import (
     cache_from_url,
     database_from_url,
     envbool,
+    envdate,
     envint,
     envkeys,
     envlist,
+    envmatch,
     envraw,
     envstr,
     keys_from_dir,
@@ -275,3 +277,24 @@ def test_keys_from_dir_checks_the_key_id_from_the_file_name(tmp_path):
     (tmp_path / "bad kid.ed25519.pub").write_text(KEY, encoding="ascii")
     with pytest.raises(ImproperlyConfigured, match="key id"):
         keys_from_dir(tmp_path, ".ed25519.pub", key_bytes=32)
+
+
+@pytest.mark.parametrize("value", ["2024-02-01", " 2021-10-30 "])
+def test_envdate_reads_a_date(env, value):
+    env(value)
+    assert envdate(NAME, "2000-01-01") == value.strip()
+
+
+@pytest.mark.parametrize("value", ["2024-13-01", "2024-02-30", "20240201", "2024/02/01", "soon"])
+def test_envdate_refuses_anything_else(env, value):
+    env(value)
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        envdate(NAME, "2000-01-01")
+
+
+def test_envmatch_needs_the_whole_value_to_match(env):
+    env("11.0.20")
+    assert envmatch(NAME, "1.0", r"[0-9]+\.[0-9]+(\.[0-9]+)?", "a version") == "11.0.20"
+    env("11.0.20-beta")
+    with pytest.raises(ImproperlyConfigured, match="a version"):
+        envmatch(NAME, "1.0", r"[0-9]+\.[0-9]+(\.[0-9]+)?", "a version")
