@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format bench serve messages screenshots
+.PHONY: run test lint bench serve messages screenshots
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -39,6 +39,7 @@ test: $(VENV)/.installed-test
 serve: $(VENV)/.installed
 	$(BIN)/python manage.py compile_translations
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/gunicorn -c gunicorn.conf.py licserver.wsgi
 
 # Every hot path's cost as a ratio (docs/performance.md); not part of `make test`.

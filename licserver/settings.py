@@ -130,6 +130,12 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# collectstatic writes gzip and Brotli copies beside each file; whitenoise serves them.
+# (No manifest: `make run` serves straight from the source folders without collectstatic.)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 # Serve static files straight from the app and static/ folders so `make run` needs no
 # collectstatic step; production runs collectstatic and gets compressed, cached files.
 WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
@@ -218,7 +224,12 @@ RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = False
 RATELIMIT_VIEW = "registration.views.errors.ratelimited"
 NODE_NAME_MAX_LENGTH = 64
-NODE_NAME = envstr("NODE_NAME", socket.gethostname())[:NODE_NAME_MAX_LENGTH]
+# At most NODE_NAME_MAX_LENGTH bytes of UTF-8 (the QR token carries it), never half a character.
+NODE_NAME = (
+    envstr("NODE_NAME", socket.gethostname())
+    .encode("utf-8")[:NODE_NAME_MAX_LENGTH]
+    .decode("utf-8", errors="ignore")
+)
 NODE_HEARTBEAT_SECONDS = envint("NODE_HEARTBEAT_SECONDS", 10, minimum=1)
 NODE_LEASE_SECONDS = envint("NODE_LEASE_SECONDS", 30, minimum=2)
 CLUSTER_MAX_CLOCK_SKEW_SECONDS = envint("CLUSTER_MAX_CLOCK_SKEW_SECONDS", 5, minimum=0)

@@ -42,13 +42,18 @@ class StatusSnapshot:
 _FIELDS = frozenset(field.name for field in fields(StatusSnapshot))
 
 
-def snapshot() -> StatusSnapshot:
-    """Read the status from the database."""
+def snapshot(*, as_server: bool = True) -> StatusSnapshot:
+    """Read the status from the database.
+
+    as_server counts this process's node as live even before its lease is written; a
+    command run beside the servers (as_server=False) counts the leases only.
+    """
     from registration import nodes
     from registration.models import Installation
 
     installation = Installation.objects.select_related("license").first()
-    nodes_used = nodes.live_node_count(clock.now())
+    now = clock.now()
+    nodes_used = nodes.live_node_count(now) if as_server else len(nodes.seat_holders(now))
     if installation is None:
         return StatusSnapshot(state="unregistered", nodes_used=nodes_used)
     lic = installation.license

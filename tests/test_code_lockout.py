@@ -164,7 +164,7 @@ def test_lock_for_15_minutes_then_the_right_code_works(
     status, body = submit(manager_client, code)
 
     assert status == 429
-    assert "Submissions are locked until 12:15:00 (server time, UTC)." in body
+    assert "Submissions are locked until 12:15:00 UTC (server time)." in body
     assert flows.get_installation().state == "unregistered"
     frozen_clock.set(START + timedelta(minutes=15))
 

@@ -299,7 +299,7 @@ def test_lock_is_audited_and_the_page_says_until_when(manager_client, frozen_clo
     assert response.status_code == 429
     body = response.content.decode()
     assert "Locked until 12:15:00" in body
-    assert "Submissions are locked until 12:15:00 (server time, UTC)." in body
+    assert "Submissions are locked until 12:15:00 UTC (server time)." in body
     lock = AuditEvent.objects.get(action=AuditAction.LOCKED)
     assert lock.detail == {"failed_attempts": 5, "locked_until": "2026-06-01T12:15:00+00:00"}
     assert AuditEvent.objects.filter(action=AuditAction.CODE_REFUSED).count() == 4

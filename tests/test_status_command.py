@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from registration import lifecycle
 from registration.models import InstalledLicense, NodeLease
 from tests.conftest import START
 from tests.gate_steps import lock, register, restart
+from tests.node_steps import node
 from tests.test_ops import closed_port_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +50,8 @@ def test_unregistered_exits_1(frozen_clock):
         "Company": "-",
         "Project": "-",
         "Expiry": "-",
-        "Nodes": "1 of 0",
+        # Run beside the servers, the command counts live leases only; none here.
+        "Nodes": "0 of 0",
         "Lock": "not locked (0 failed attempts)",
         "Reason": "This project is not registered.",
     }
@@ -56,6 +59,7 @@ def test_unregistered_exits_1(frozen_clock):
 
 @pytest.mark.django_db
 def test_registered_exits_0(frozen_clock, issue, django_capture_on_commit_callbacks):
+    lifecycle.start_node(node("node-a"))  # the server beside which the command runs
     register(django_capture_on_commit_callbacks, issue, max_nodes=2)
     code, out = run()
     assert code == 0
@@ -72,6 +76,7 @@ def test_registered_exits_0(frozen_clock, issue, django_capture_on_commit_callba
 
 @pytest.mark.django_db
 def test_json(frozen_clock, issue, django_capture_on_commit_callbacks):
+    lifecycle.start_node(node("node-a"))  # the server beside which the command runs
     register(django_capture_on_commit_callbacks, issue)
     code, out = run("--json")
     assert code == 0

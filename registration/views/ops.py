@@ -82,7 +82,7 @@ def metrics_text() -> str:
     )
     lines += _gauge(
         "licserver_failed_attempts",
-        "Wrong verification codes since the last success or lock.",
+        "Wrong verification codes since the last success or since the last lock ran out.",
         [("", failed)],
     )
     lines += _gauge(

@@ -36,7 +36,7 @@ def read_status() -> tuple[RegistrationValue, int]:
     """Return the registration value and the failed attempts, fresh from the database."""
     now = clock.now()
     admitted, holders = this_node_seat(now)
-    value = evaluate(status.snapshot(), now, admitted=admitted, seat_holders=holders)
+    value = evaluate(status.snapshot(as_server=False), now, admitted=admitted, seat_holders=holders)
     installation = Installation.objects.only("failed_attempts").first()
     return value, installation.failed_attempts if installation else 0
 
