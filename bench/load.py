@@ -34,7 +34,7 @@ from registration import clock, flows
 from registration.authority import record_issued_license
 from registration.challenge import Purpose, code_for, decode_token, encode_token, new_challenge
 from registration.keys import load_signing_key
-from registration.license import b64decode_key, sign_license
+from registration.license import b64decode_key, license_secret, sign_license
 from registration.models import AuditAction, AuditEvent, Installation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,8 +170,8 @@ def _sign(kid: str, **fields):
     return lic, text
 
 
-def phone_token(kid: str, license_id: uuid.UUID, installation_id: uuid.UUID) -> str:
-    """Make the token a console would put in its QR for this license, valid from now."""
+def phone_token(kid: str, license_id: uuid.UUID, installation_id: uuid.UUID, secret: bytes) -> str:
+    """Make the token a console holding this license (its secret) would put in its QR."""
     challenge, key = new_challenge(
         purpose=Purpose.REGISTER,
         license_id=license_id,
@@ -180,6 +180,7 @@ def phone_token(kid: str, license_id: uuid.UUID, installation_id: uuid.UUID) -> 
         node_count=1,
         kid=kid,
         authority_public=b64decode_key(settings.AUTHORITY_PUBLIC_KEYS[kid]),
+        license_secret=secret,
         now=clock.now(),
         ttl_seconds=settings.CHALLENGE_TTL_SECONDS,
     )
@@ -205,7 +206,7 @@ def phone_throughput(kid: str, quick: bool, tmp: Path) -> Row:
     for _ in range(CLIENTS):
         lic, text = _sign(kid)
         record_issued_license(lic, text, at=clock.now())
-        tokens.append(phone_token(kid, lic.license_id, uuid.uuid4()))
+        tokens.append(phone_token(kid, lic.license_id, uuid.uuid4(), license_secret(text)))
         license_ids.append(lic.license_id)
     per_client = 15 if quick else 40
     repeats = 3
@@ -254,8 +255,7 @@ INSERT INTO registration_issuedlicense
      revoked_reason)
 SELECT gen_random_uuid(), 'container', 'Bulk customer ' || g, 'Reports', %s, '11.0',
        'reports', DATE '2026-01-15', TIMESTAMPTZ '2026-01-15 09:30:00+00',
-       DATE '2099-12-31', 4, %s,
-       'bulk row: the verification path reads this column but never parses it', ''
+       DATE '2099-12-31', 4, %s, %s, ''
 FROM generate_series(1, %s) AS g
 """
 _BULK_BINDINGS = """
@@ -267,13 +267,18 @@ FROM registration_issuedlicense WHERE id > %s
 """
 
 
-def _fill(count: int, kid: str) -> float:
+def _bulk_text(kid: str) -> str:
+    """One real signed file for every bulk row: the phone page reads its signature."""
+    return _sign(kid)[1]
+
+
+def _fill(count: int, kid: str, text: str) -> float:
     """Add count licenses, each bound to its own installation; return seconds taken."""
     start = time.monotonic()
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM registration_issuedlicense")
         (last_id,) = cursor.fetchone()
-        cursor.execute(_BULK_LICENSES, [settings.APP_NAME, kid, count])
+        cursor.execute(_BULK_LICENSES, [settings.APP_NAME, kid, text, count])
         cursor.execute(_BULK_BINDINGS, [last_id])
         cursor.execute("VACUUM ANALYZE registration_issuedlicense")
         cursor.execute("VACUUM ANALYZE registration_binding")
@@ -292,13 +297,14 @@ def _sample(size: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
         return [(uuid.UUID(str(a)), uuid.UUID(str(b))) for a, b in cursor.fetchall()]
 
 
-def _phone_latency(kid: str, size: int, repeats: int) -> tuple[float, Counter]:
+def _phone_latency(kid: str, size: int, repeats: int, text: str) -> tuple[float, Counter]:
     """Median time of one phone verification (an already-bound installation re-scanning)."""
     client = Client()
     statuses: Counter = Counter()
     medians = []
     for _ in range(repeats):
-        urls = [f"/m/{phone_token(kid, lic, inst)}" for lic, inst in _sample(size)]
+        secret = license_secret(text)
+        urls = [f"/m/{phone_token(kid, lic, inst, secret)}" for lic, inst in _sample(size)]
         times = []
         for url in urls:
             start = time.perf_counter_ns()
@@ -317,10 +323,11 @@ def phone_at_scale(kid: str, quick: bool) -> Row:
         cursor.execute(
             "TRUNCATE registration_binding, registration_issuedlicense, registration_auditevent"
         )
-    _fill(1000, kid)
-    small_ns, small_statuses = _phone_latency(kid, size, repeats)
-    fill_seconds = _fill(big - 1000, kid)
-    big_ns, big_statuses = _phone_latency(kid, size, repeats)
+    text = _bulk_text(kid)
+    _fill(1000, kid, text)
+    small_ns, small_statuses = _phone_latency(kid, size, repeats, text)
+    fill_seconds = _fill(big - 1000, kid, text)
+    big_ns, big_statuses = _phone_latency(kid, size, repeats, text)
     ratio = big_ns / small_ns
     statuses = small_statuses + big_statuses
     return Row(

@@ -28,6 +28,7 @@ from registration.license import (
     License,
     b64decode_key,
     dearmor,
+    license_secret,
     sign_license,
     strict_b64decode,
 )
@@ -99,6 +100,8 @@ def six_digit_code(kid: str, quick: bool) -> list[Row]:
     """Each side's code, against the raw X25519 work that side cannot avoid."""
     authority_public = b64decode_key(settings.AUTHORITY_PUBLIC_KEYS[kid])
     authority_private = load_authority_key(settings.AUTHORITY_PRIVATE_KEY_FILES[kid])
+    signing_key = load_signing_key(Path(settings.LICENSE_SIGNING_KEY_FILES[kid]))
+    secret = license_secret(sign_license(sample_license(kid), signing_key, kid))
     fields = dict(
         purpose=Purpose.REGISTER,
         license_id=uuid.uuid4(),
@@ -107,6 +110,7 @@ def six_digit_code(kid: str, quick: bool) -> list[Row]:
         node_count=1,
         kid=kid,
         authority_public=authority_public,
+        license_secret=secret,
         now=NOW,
         ttl_seconds=300,
     )
@@ -128,11 +132,11 @@ def six_digit_code(kid: str, quick: bool) -> list[Row]:
     parsed, mac = decode_token(token)
 
     def authority() -> str:
-        return code_for(parsed, authority_key(parsed, authority_private))
+        return code_for(parsed, authority_key(parsed, authority_private, secret))
 
     def authority_scan() -> str:
         scanned, tag = decode_token(token)
-        k = authority_key(scanned, authority_private)
+        k = authority_key(scanned, authority_private, secret)
         assert verify_mac(scanned, tag, k)
         return code_for(scanned, k)
 

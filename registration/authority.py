@@ -19,6 +19,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from registration import audit
 from registration.challenge import (
@@ -30,7 +31,7 @@ from registration.challenge import (
     verify_mac,
 )
 from registration.keys import load_authority_key
-from registration.license import License
+from registration.license import License, LicenseError, license_secret
 from registration.models import AuditAction, Binding, BindingState, IssuedLicense
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,19 @@ def verify_for_phone(
     key_file = settings.AUTHORITY_PRIVATE_KEY_FILES.get(challenge.kid)
     if key_file is None:
         return _invalid(_("This QR code was not made for this verification service."))
+    # The license's own secret keys the MAC, so the license comes first: one read fetches
+    # it with its active binding, which is all a reload of this page needs.
+    active = _active_binding(challenge)
+    issued = active.license if active is not None else _issued(challenge)
+    if issued is None:
+        return PhoneResult(challenge, problems=(_UNKNOWN_LICENSE,))
     try:
-        key = authority_key(challenge, load_authority_key(key_file))
-    except ChallengeError:
+        secret = license_secret(issued.text)
+        key = authority_key(challenge, load_authority_key(key_file), secret)
+    except (ChallengeError, LicenseError):
         return _invalid(_("Scan the QR code again, or copy the whole link."))
     if not verify_mac(challenge, mac, key):
+        # Altered on the way, or made by someone who does not hold the license file.
         log.warning("Phone token with a wrong MAC for license %s", challenge.license_id)
         return _invalid(_("The QR code has been altered. Scan it again from the server."))
     if now >= challenge.expires_at:
@@ -120,9 +129,16 @@ def verify_for_phone(
     if now < challenge.issued_at - timedelta(seconds=settings.CHALLENGE_TTL_SECONDS):
         return _invalid(_("The server's clock is ahead of the verification service's clock."))
 
-    shown = _shown_before(challenge, key, now)
-    if shown is not None:
-        return shown
+    # A reload of the page for a challenge already shown: the same code, no write. The
+    # binding is this installation's, so no other can hold the license; only the license
+    # row's own rules need checking, and a revoke still applies.
+    if (
+        active is not None
+        and active.installation_id == challenge.installation_id
+        and active.last_nonce == challenge.nonce.hex()
+        and not _license_problems(challenge, issued, now)
+    ):
+        return PhoneResult(challenge, issued, active, code_for(challenge, key))
 
     with transaction.atomic():
         # Lock the license row: two scans for one license bind one after the other.
@@ -172,43 +188,43 @@ def verify_for_phone(
     return PhoneResult(challenge, issued, binding, code_for(challenge, key))
 
 
-# What the phone page and the license rules read of a binding and its license.
-_SHOWN_FIELDS = (
-    "installation_id",
-    "state",
-    "last_nonce",
-    "license__license_id",
-    "license__company",
-    "license__project_name",
-    "license__expires_at",
-    "license__max_nodes",
-    "license__revoked_at",
+_UNKNOWN_LICENSE = Problem(
+    _lazy("License content is incorrect"),
+    (_lazy("This license is not in the vendor's registry."),),
+    404,
+    "unknown_license",
+)
+# What the phone page, the MAC and the license rules read of a license.
+_LICENSE_FIELDS = (
+    "license_id",
+    "company",
+    "project_name",
+    "expires_at",
+    "max_nodes",
+    "revoked_at",
+    "text",
 )
 
 
-def _shown_before(challenge: Challenge, key: bytes, now: datetime) -> PhoneResult | None:
-    """Return the code again for a challenge this binding was already shown a code for.
-
-    One indexed read and no write, so reloading the phone page costs little and adds no
-    audit entries. The license row is read fresh: a revoke or unbind still applies.
-    """
+def _active_binding(challenge: Challenge) -> Binding | None:
+    """Return the license's active binding with the license (one indexed read)."""
     # At most one active binding per license (a constraint), so no ORDER BY is needed.
     found = (
         Binding.objects.select_related("license")
-        .only(*_SHOWN_FIELDS)
-        .filter(
-            license__license_id=challenge.license_id,
-            state=BindingState.ACTIVE,
-            installation_id=challenge.installation_id,
-            last_nonce=challenge.nonce.hex(),
-        )[:1]
+        .only(
+            "installation_id",
+            "state",
+            "last_nonce",
+            *(f"license__{name}" for name in _LICENSE_FIELDS),
+        )
+        .filter(license__license_id=challenge.license_id, state=BindingState.ACTIVE)[:1]
     )
-    binding = next(iter(found), None)
-    # The binding is this installation's, so no other can hold the license: only the
-    # license row's own rules need checking.
-    if binding is None or _license_problems(challenge, binding.license, now):
-        return None
-    return PhoneResult(challenge, binding.license, binding, code_for(challenge, key))
+    return next(iter(found), None)
+
+
+def _issued(challenge: Challenge) -> IssuedLicense | None:
+    found = IssuedLicense.objects.only(*_LICENSE_FIELDS).filter(license_id=challenge.license_id)[:1]
+    return next(iter(found), None)
 
 
 def _binding_problems(
@@ -216,14 +232,7 @@ def _binding_problems(
 ) -> tuple[Problem, ...]:
     """Every binding rule the challenge breaks (one query: who else holds the license)."""
     if issued is None:
-        return (
-            Problem(
-                _("License content is incorrect"),
-                (_("This license is not in the vendor's registry."),),
-                404,
-                "unknown_license",
-            ),
-        )
+        return (_UNKNOWN_LICENSE,)
     problems = list(_license_problems(challenge, issued, now))
     holder = (
         issued.bindings.filter(state=BindingState.ACTIVE)

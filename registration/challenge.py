@@ -121,13 +121,21 @@ def _raw_public(key: X25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def derive_key(shared: bytes, server_public: bytes, authority_public: bytes, kid: str) -> bytes:
-    """Derive K from the X25519 shared secret, bound to both public keys and the kid."""
+def derive_key(
+    shared: bytes, server_public: bytes, authority_public: bytes, kid: str, license_secret: bytes
+) -> bytes:
+    """Derive K from the X25519 shared secret, bound to both public keys and the kid.
+
+    license_secret (license.license_secret: a digest of the license's signature, known
+    to whoever holds the Container.lic and to the vendor) is the HKDF salt. The
+    authority's key is public, so without it anyone could make a token whose MAC checks;
+    with it, only a holder of the license can.
+    """
     info = KDF_INFO + server_public + authority_public + kid.encode("ascii")
-    # HKDF-SHA256 (RFC 5869) with no salt and one output block: extract, then expand.
-    # Written out because building cryptography's HKDF object costs more than the two
-    # HMACs; tests check the output equals cryptography's HKDF for the same inputs.
-    prk = hmac.digest(bytes(32), shared, "sha256")
+    # HKDF-SHA256 (RFC 5869) with one output block: extract, then expand. Written out
+    # because building cryptography's HKDF object costs more than the two HMACs; tests
+    # check the output equals cryptography's HKDF for the same inputs.
+    prk = hmac.digest(license_secret, shared, "sha256")
     return hmac.digest(prk, info + b"\x01", "sha256")
 
 
@@ -140,6 +148,7 @@ def new_challenge(
     node_count: int,
     kid: str,
     authority_public: bytes,
+    license_secret: bytes,
     now: datetime,
     ttl_seconds: int,
 ) -> tuple[Challenge, bytes]:
@@ -167,7 +176,7 @@ def new_challenge(
         kid=kid,
         server_public=server_public,
     )
-    return challenge, derive_key(shared, server_public, authority_public, kid)
+    return challenge, derive_key(shared, server_public, authority_public, kid, license_secret)
 
 
 @lru_cache(maxsize=8)
@@ -175,15 +184,20 @@ def _authority_public(authority_private: X25519PrivateKey) -> bytes:
     return _raw_public(authority_private.public_key())
 
 
-def authority_key(challenge: Challenge, authority_private: X25519PrivateKey) -> bytes:
-    """Derive K on the vendor side from its private key and the token's server key."""
+def authority_key(
+    challenge: Challenge, authority_private: X25519PrivateKey, license_secret: bytes
+) -> bytes:
+    """Derive K on the vendor side from its private key, the token's server key and the
+    issued license's secret (from the vendor's own registry, never from the token)."""
     try:
         server_key = X25519PublicKey.from_public_bytes(challenge.server_public)
         shared = authority_private.exchange(server_key)
     except ValueError as exc:  # a low-order or malformed point
         raise ChallengeError("the server key in the token is not usable") from exc
     authority_public = _authority_public(authority_private)
-    return derive_key(shared, challenge.server_public, authority_public, challenge.kid)
+    return derive_key(
+        shared, challenge.server_public, authority_public, challenge.kid, license_secret
+    )
 
 
 def _mac(challenge: Challenge, key: bytes) -> bytes:

@@ -52,6 +52,7 @@ def check_keys_and_qr(app_configs=None, **kwargs) -> list:
         node_count=0xFFFF,
         kid=kid[:KID_MAX_BYTES],
         authority_public=b64decode_key(settings.AUTHORITY_PUBLIC_KEYS[kid]),
+        license_secret=bytes(32),
         now=datetime(2100, 1, 1, tzinfo=UTC),
         ttl_seconds=settings.CHALLENGE_TTL_SECONDS,
     )

@@ -30,7 +30,7 @@ from registration.challenge import (
     encode_token,
     new_challenge,
 )
-from registration.license import b64decode_key, minor_version
+from registration.license import b64decode_key, license_secret, minor_version
 from registration.models import (
     AuditAction,
     Challenge,
@@ -226,6 +226,7 @@ def _issue_challenge(
         node_count=node_count,
         kid=kid,
         authority_public=b64decode_key(settings.AUTHORITY_PUBLIC_KEYS[kid]),
+        license_secret=license_secret(row.text),
         now=now,
         ttl_seconds=settings.CHALLENGE_TTL_SECONDS,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import uuid
@@ -343,6 +344,20 @@ def parse_payload(payload: bytes, kid: str = "") -> License:
         max_nodes=max_nodes,
         kid=kid,
     )
+
+
+def license_secret(text: str) -> bytes:
+    """Return SHA-256 of a license file's signature: a secret the holder of the
+    Container.lic shares with the vendor (the license id, shown everywhere, is not one).
+
+    The QR challenge's key is salted with it, so nobody without the file can make a token
+    the vendor's verification service accepts. Call only on a file already verified.
+    """
+    envelope = _strict_json(dearmor(text.encode("ascii")), "envelope")
+    signature = envelope.get("sig")
+    if not isinstance(signature, str):
+        raise LicenseError("the envelope has no signature")
+    return hashlib.sha256(strict_b64decode(signature)).digest()
 
 
 def minor_version(version: str) -> str:

@@ -23,6 +23,8 @@ from registration.qr import MAX_QR_VERSION, qr_png
 from tests.conftest import KID
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+# Stands for license.license_secret(text) of the license both sides hold.
+SECRET = bytes(range(100, 132))
 
 
 @pytest.fixture
@@ -44,6 +46,7 @@ def make(authority_public: bytes, **overrides) -> tuple[ch.Challenge, bytes]:
         node_count=1,
         kid=KID,
         authority_public=authority_public,
+        license_secret=SECRET,
         now=NOW,
         ttl_seconds=300,
     )
@@ -54,7 +57,7 @@ def make(authority_public: bytes, **overrides) -> tuple[ch.Challenge, bytes]:
 def test_console_and_authority_derive_the_same_key_and_code(authority_public, authority_private):
     challenge, console_key = make(authority_public)
 
-    vendor_key = ch.authority_key(challenge, authority_private)
+    vendor_key = ch.authority_key(challenge, authority_private, SECRET)
 
     assert vendor_key == console_key
     code = ch.code_for(challenge, console_key)
@@ -67,7 +70,7 @@ def test_authority_decodes_the_token_and_agrees_on_the_code(authority_public, au
     token = ch.encode_token(challenge, key)
 
     decoded, mac = ch.decode_token(token)
-    vendor_key = ch.authority_key(decoded, authority_private)
+    vendor_key = ch.authority_key(decoded, authority_private, SECRET)
 
     assert decoded == challenge
     assert ch.verify_mac(decoded, mac, vendor_key)
@@ -78,7 +81,7 @@ def test_another_authority_key_gives_another_key(authority_public, key_dir):
     challenge, console_key = make(authority_public)
     other = load_authority_key(key_dir / "test-0.x25519.pem")
 
-    assert ch.authority_key(challenge, other) != console_key
+    assert ch.authority_key(challenge, other, SECRET) != console_key
 
 
 def test_challenge_carries_five_minutes_from_issue_and_a_fresh_nonce(authority_public):
@@ -211,7 +214,7 @@ def test_tampered_token_fails_the_mac(authority_public, authority_private):
     decoded, mac = ch.decode_token(tampered)
 
     assert decoded != challenge
-    assert not ch.verify_mac(decoded, mac, ch.authority_key(decoded, authority_private))
+    assert not ch.verify_mac(decoded, mac, ch.authority_key(decoded, authority_private, SECRET))
 
 
 def test_wrong_mac_bytes_fail(authority_public):
@@ -296,7 +299,7 @@ def test_non_text_node_name_and_kid_raise_challenge_error(authority_public):
 def test_low_order_server_key_is_refused_by_the_authority(authority_public, authority_private):
     challenge, _ = make(authority_public)
     with pytest.raises(ch.ChallengeError):
-        ch.authority_key(replace(challenge, server_public=bytes(32)), authority_private)
+        ch.authority_key(replace(challenge, server_public=bytes(32)), authority_private, SECRET)
 
 
 @settings(max_examples=300, deadline=None)
@@ -363,7 +366,7 @@ def test_qr_refuses_a_url_that_needs_more_than_version_10():
 
 
 @pytest.mark.parametrize("kid", ["k", "test-1", "x" * 32])
-def test_key_derivation_is_hkdf_sha256(kid):
+def test_key_derivation_is_hkdf_sha256_salted_with_the_license_secret(kid):
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -371,5 +374,16 @@ def test_key_derivation_is_hkdf_sha256(kid):
 
     shared, server_public, authority_public = bytes(range(32)), b"S" * 32, b"A" * 32
     info = KDF_INFO + server_public + authority_public + kid.encode("ascii")
-    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
-    assert derive_key(shared, server_public, authority_public, kid) == expected
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=SECRET, info=info).derive(shared)
+    assert derive_key(shared, server_public, authority_public, kid, SECRET) == expected
+
+
+def test_without_the_license_secret_no_one_can_make_a_token_the_authority_accepts(
+    authority_public, authority_private
+):
+    # Anyone can run the console's side with the authority's public key; only the
+    # license's secret makes the MAC check at the vendor.
+    forged, forged_key = make(authority_public, license_secret=bytes(32))
+    decoded, mac = ch.decode_token(ch.encode_token(forged, forged_key))
+
+    assert not ch.verify_mac(decoded, mac, ch.authority_key(decoded, authority_private, SECRET))

@@ -13,6 +13,7 @@ from django.urls import reverse
 from registration import audit, authority, clock, flows
 from registration.challenge import Purpose, authority_key, code_for, decode_token
 from registration.keys import load_authority_key
+from registration.license import license_secret
 from registration.models import AuditAction, AuditEvent, Challenge, ChallengeState
 from tests.conftest import KID, START
 
@@ -260,7 +261,11 @@ def test_code_for_another_challenge_purpose_or_installation_is_refused(
 ):
     challenge = open_challenge()
     proto, _mac = decode_token(challenge.token)
-    vendor_key = authority_key(proto, load_authority_key(key_dir / f"{KID}.x25519.pem"))
+    vendor_key = authority_key(
+        proto,
+        load_authority_key(key_dir / f"{KID}.x25519.pem"),
+        license_secret(challenge.license.text),
+    )
     right = code_for(proto, vendor_key)
     variants = [
         replace(proto, purpose=Purpose.RE_REGISTER),

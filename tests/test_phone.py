@@ -14,7 +14,15 @@ from django.urls import reverse
 
 from registration import authority, clock, flows
 from registration.challenge import Purpose, encode_token, new_challenge
-from registration.models import AuditAction, AuditEvent, Binding, Challenge, ChallengeState
+from registration.license import license_secret
+from registration.models import (
+    AuditAction,
+    AuditEvent,
+    Binding,
+    Challenge,
+    ChallengeState,
+    IssuedLicense,
+)
 from tests.conftest import KID, START, make_license
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +41,8 @@ def upload(text: str) -> Challenge:
 
 
 def crafted_token(license_id: uuid.UUID, *, node_count: int = 1, installation_id=None) -> str:
-    """A token exactly as a console would make it, for facts the test chooses."""
+    """A token exactly as a console holding the license would make it, for facts the test
+    chooses (the license's secret comes from its file, as the console's does)."""
     proto, key = new_challenge(
         purpose=Purpose.REGISTER,
         license_id=license_id,
@@ -42,6 +51,7 @@ def crafted_token(license_id: uuid.UUID, *, node_count: int = 1, installation_id
         node_count=node_count,
         kid=KID,
         authority_public=base64.b64decode(django_settings.AUTHORITY_PUBLIC_KEYS[KID]),
+        license_secret=license_secret(IssuedLicense.objects.get(license_id=license_id).text),
         now=clock.now(),
         ttl_seconds=300,
     )
@@ -304,3 +314,27 @@ def test_a_reload_after_a_revoke_is_refused(client: Client, frozen_clock, issue)
 
     assert response.status_code == 403
     assert CODE_ELEMENT.search(response.content.decode()) is None
+
+
+def test_a_token_made_without_the_license_file_binds_nothing(client: Client, frozen_clock, issue):
+    # The license id is no secret (it is on every QR code); the license file is.
+    lic, _ = issue(max_nodes=3)
+    proto, key = new_challenge(
+        purpose=Purpose.REGISTER,
+        license_id=lic.license_id,
+        installation_id=uuid.uuid4(),
+        node_name="intruder",
+        node_count=1,
+        kid=KID,
+        authority_public=base64.b64decode(django_settings.AUTHORITY_PUBLIC_KEYS[KID]),
+        license_secret=bytes(32),
+        now=clock.now(),
+        ttl_seconds=300,
+    )
+
+    response = client.get(phone_url(encode_token(proto, key)))
+
+    assert response.status_code == 400
+    assert CODE_ELEMENT.search(response.content.decode()) is None
+    assert not Binding.objects.exists()
+    assert "Acme Ltd" not in response.content.decode()
