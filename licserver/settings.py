@@ -225,11 +225,13 @@ RATELIMIT_FAIL_OPEN = False
 RATELIMIT_VIEW = "registration.views.errors.ratelimited"
 NODE_NAME_MAX_LENGTH = 64
 # At most NODE_NAME_MAX_LENGTH bytes of UTF-8 (the QR token carries it), never half a character.
-NODE_NAME = (
-    envstr("NODE_NAME", socket.gethostname())
-    .encode("utf-8")[:NODE_NAME_MAX_LENGTH]
-    .decode("utf-8", errors="ignore")
+NODE_NAME = envmatch(
+    "NODE_NAME",
+    socket.gethostname(),
+    r"[^\x00-\x1f\x7f-\x9f]+",
+    "a name without control characters",
 )
+NODE_NAME = NODE_NAME.encode("utf-8")[:NODE_NAME_MAX_LENGTH].decode("utf-8", errors="ignore")
 NODE_HEARTBEAT_SECONDS = envint("NODE_HEARTBEAT_SECONDS", 10, minimum=1)
 NODE_LEASE_SECONDS = envint("NODE_LEASE_SECONDS", 30, minimum=2)
 CLUSTER_MAX_CLOCK_SKEW_SECONDS = envint("CLUSTER_MAX_CLOCK_SKEW_SECONDS", 5, minimum=0)

@@ -36,6 +36,9 @@ NODE_NAME_MAX_BYTES = 64
 KID_MAX_BYTES = 32
 CODE_DIGITS = 6
 # Tag letters avoid look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B, 6/G).
+# Control characters (C0, DEL, C1) never belong in a node name or key id; PostgreSQL would
+# not even store a NUL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 TAG_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
 _FIXED = struct.Struct(">BB16s16s16sIIH")
 # Longest token: fixed part, both length-prefixed strings, the public key and the MAC.
@@ -153,8 +156,8 @@ def new_challenge(
     ttl_seconds: int,
 ) -> tuple[Challenge, bytes]:
     """Return a fresh challenge and its key K; the server's private key is not kept."""
-    if len(node_name.encode("utf-8")) > NODE_NAME_MAX_BYTES:
-        raise ValueError("node name is too long for a challenge")
+    if len(node_name.encode("utf-8")) > NODE_NAME_MAX_BYTES or _CONTROL.search(node_name):
+        raise ValueError("node name is too long for a challenge, or has control characters")
     if not 0 < len(kid.encode("ascii")) <= KID_MAX_BYTES:
         raise ValueError("key id is empty or too long for a challenge")
     if not 0 <= node_count <= 0xFFFF:
@@ -279,6 +282,8 @@ def decode_token(token: str) -> tuple[Challenge, bytes]:
         kid = kid_bytes.decode("ascii")
     except UnicodeDecodeError:
         raise ChallengeError("the node name or key id is not text") from None
+    if _CONTROL.search(node_name) or _CONTROL.search(kid):
+        raise ChallengeError("the node name or key id has control characters")
     challenge = Challenge(
         version=version,
         purpose=purpose_value,

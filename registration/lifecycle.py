@@ -75,8 +75,10 @@ def _start(
         node, lease = following, following_lease
     if lease is not None and lease.released_at is not None:
         # Released with no next life: stopped, or replaced by another start under the same
-        # name. Never fight a newer life for the name.
-        return NodeState(node, Life.STALE, admitted=lease.admitted)
+        # name. Never fight a newer life for the name, and hold no seat either: otherwise
+        # any number of processes sharing one NODE_NAME would count as one node.
+        holders = tuple(nodes.seat_holders(now))
+        return NodeState(node, Life.STALE, admitted=False, seat_holders=holders)
     if lease is not None and nodes.is_alive(lease, now):
         life = Life.ATTACHED
     else:
@@ -172,9 +174,11 @@ class Heartbeat(threading.Thread):
             if state.life == Life.STALE:
                 log.error(
                     "The lease of node %s was released by another start under the same "
-                    "name; this process stops renewing it (is NODE_NAME unique per node?)",
+                    "name; this process stops renewing it and serves License Exhausted "
+                    "(is NODE_NAME unique per node?)",
                     self.node.name,
                 )
+                _adopt(state)
                 break
             if state.life == Life.STARTED:
                 log.warning(

@@ -387,3 +387,15 @@ def test_without_the_license_secret_no_one_can_make_a_token_the_authority_accept
     decoded, mac = ch.decode_token(ch.encode_token(forged, forged_key))
 
     assert not ch.verify_mac(decoded, mac, ch.authority_key(decoded, authority_private, SECRET))
+
+
+@pytest.mark.parametrize("node_name", ["a\x00b", "tab\there", "del\x7f", "c1\x85"])
+def test_a_node_name_with_control_characters_is_refused(authority_public, node_name):
+    challenge, key = make(authority_public)
+    forged = replace(challenge, node_name=node_name)
+    token = ch.encode_token(forged, key)
+
+    with pytest.raises(ch.ChallengeError, match="control"):
+        ch.decode_token(token)
+    with pytest.raises(ValueError, match="control"):
+        make(authority_public, node_name=node_name)

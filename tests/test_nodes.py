@@ -114,6 +114,20 @@ def test_a_newer_life_under_the_same_name_closes_the_older_one(frozen_clock):
     assert list(nodes.live_leases(frozen_clock.now())) == [lease(new)]
 
 
+def test_processes_sharing_a_node_name_do_not_share_its_seat(frozen_clock):
+    # Two servers started with one NODE_NAME: the newer one takes the name; the older one
+    # holds no seat any more, so a 1-node license cannot run two servers that way.
+    old, new = node("node-a"), node("node-a")
+    lifecycle.start_node(old)
+    lifecycle.start_node(new)
+
+    state = lifecycle.heartbeat(old)
+
+    assert state.life == Life.STALE
+    assert state.admitted is False
+    assert state.seat_holders == ("node-a",)
+
+
 def test_live_nodes_are_counted_by_name_and_only_when_admitted(frozen_clock, settings):
     settings.NODE_NAME = "node-a"
     lifecycle.start_node(node("node-a"))
