@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 from datetime import date
@@ -63,6 +64,19 @@ def envmatch(name: str, default: str, pattern: str, what: str) -> str:
     if not re.fullmatch(pattern, value):
         raise ImproperlyConfigured(f"{name} must be {what}, got {value!r}.")
     return value
+
+
+def envnetworks(name: str) -> set[str]:
+    """Read a comma-separated list of IP addresses or networks (CIDR)."""
+    entries = set(envlist(name, []))
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not an IP address or network."
+            ) from None
+    return entries
 
 
 def envbool(name: str, default: bool) -> bool:

@@ -17,6 +17,7 @@ from licserver.env import (
     envkeys,
     envlist,
     envmatch,
+    envnetworks,
     envraw,
     envstr,
     keys_from_dir,
@@ -173,7 +174,7 @@ CONTENT_SECURITY_POLICY = (
 )
 # Addresses of reverse proxies whose X-Forwarded-For may be believed; empty means the
 # client address is REMOTE_ADDR, whatever headers the client sends.
-TRUSTED_PROXIES = set(envlist("TRUSTED_PROXIES", []))
+TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES")
 
 # --- The installation's own facts (what a license is checked against) ---------------
 APP_NAME = envstr("APP_NAME", "ReportServer")

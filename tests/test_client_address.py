@@ -11,6 +11,7 @@ import pytest
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from registration import net
 from registration.net import client_address
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +135,43 @@ def test_behind_a_trusted_proxy_a_spoofed_leftmost_entry_does_not_help(client: C
     assert statuses[LIMIT:] == [429, 429]
     # Another real client behind the same proxy is not punished for the first one.
     assert via_proxy("203.0.113.1", real="198.51.100.9") != 429
+
+
+# --- Parsing ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("203.0.113.7:51234", "203.0.113.7"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("", None),
+        ("unknown", None),
+        ("203.0.113.300", None),
+    ],
+)
+def test_addresses_are_parsed_strictly(text, expected):
+    parsed = net.parse_address(text)
+    assert (str(parsed) if parsed else None) == expected
+
+
+def test_a_missing_remote_address_is_none_for_the_audit_and_one_bucket_for_limits(rf):
+    request = rf.get("/", REMOTE_ADDR="")
+    assert net.client_address(request) is None
+    assert net.ratelimit_key("phone", request) == "unknown"
+
+
+def test_an_ipv6_client_is_limited_by_its_64(rf):
+    one = rf.get("/", REMOTE_ADDR="2001:db8:1:2::1")
+    other_host_same_64 = rf.get("/", REMOTE_ADDR="2001:db8:1:2:ffff::9")
+    assert net.ratelimit_key("phone", one) == net.ratelimit_key("phone", other_host_same_64)
+    assert net.client_address(one) == "2001:db8:1:2::1"
+
+
+def test_trusted_proxies_may_be_networks(rf, settings):
+    settings.TRUSTED_PROXIES = {"10.0.0.0/8"}
+    request = rf.get("/", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="198.51.100.4, 10.9.9.9")
+    assert net.client_address(request) == "198.51.100.4"
