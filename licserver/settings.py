@@ -217,6 +217,7 @@ LOCKOUT_MAX_ATTEMPTS = envint("LOCKOUT_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
 LOCKOUT_MINUTES = envint("LOCKOUT_MINUTES", 15, minimum=1)
 LOCKOUT_MAX_MINUTES = envint("LOCKOUT_MAX_MINUTES", 24 * 60, minimum=1)
 # Per client address, django-ratelimit syntax.
+RATE_LOGIN = envstr("RATE_LOGIN", "10/m")
 RATE_UPLOAD = envstr("RATE_UPLOAD", "20/m")
 RATE_CODE = envstr("RATE_CODE", "30/m")
 RATE_CHALLENGE = envstr("RATE_CHALLENGE", "30/m")

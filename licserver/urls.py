@@ -5,10 +5,15 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from registration.views import api, ops, reports
+from registration.views.errors import rate_limited
+
+# Password guessing: every login form counts its POSTs per client address (RATE_LOGIN).
+throttled_login = rate_limited("login", "RATE_LOGIN", methods=frozenset({"POST"}))
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", throttled_login(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/login/", throttled_login(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", ops.healthz, name="healthz"),

@@ -54,6 +54,7 @@ BOTH = frozenset({"GET", "POST"})
 
 ROUTES: dict[str, Route] = {
     "login": Route(Access.PUBLIC, BOTH),
+    "admin-login": Route(Access.PUBLIC, BOTH),
     "logout": Route(Access.PUBLIC, POST),
     "healthz": Route(Access.PUBLIC, GET, csrf=False),
     # A redirect to the Registration page, which asks for the login itself.

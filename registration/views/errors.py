@@ -28,8 +28,12 @@ def ratelimited(request: HttpRequest, exception: Exception | None = None) -> Htt
     )
 
 
-def rate_limited(group: str, setting: str) -> Callable[[View], View]:
+def rate_limited(
+    group: str, setting: str, methods: frozenset[str] | None = None
+) -> Callable[[View], View]:
     """Limit a view per client address to the rate named by settings.<setting>.
+
+    methods, when given, are the only ones counted (a login form is free to look at).
 
     The rate is read on every request, so settings can change it at run time. Over the
     limit the view does not run and the answer is 429: django-ratelimit's own blocking
@@ -40,6 +44,8 @@ def rate_limited(group: str, setting: str) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @wraps(view)
         def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+            if methods is not None and request.method not in methods:
+                return view(request, *args, **kwargs)
             try:
                 limited = over_limit(request, group, getattr(settings, setting))
             except RateLimitUnavailable:
