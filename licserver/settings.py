@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
+import time
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -35,12 +37,21 @@ def _secret_key() -> str:
     if value:
         return value
     path = VAR_DIR / "secret_key"
-    if path.exists():
-        return path.read_text(encoding="ascii").strip()
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
-    path.write_text(key, encoding="ascii")
-    path.chmod(0o600)
+    try:
+        # Created with mode 0600 and only if absent: never readable by others, and of two
+        # processes starting at once, one writes and both use its key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the other process may still be writing it
+            existing = path.read_text(encoding="ascii").strip()
+            if existing:
+                return existing
+            time.sleep(0.01)
+        raise ImproperlyConfigured(f"{path} is empty: delete it, or set SECRET_KEY.") from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key)
     return key
 
 

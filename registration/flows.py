@@ -43,6 +43,8 @@ from registration.models import (
 
 log = logging.getLogger(__name__)
 User = AbstractBaseUser | AnonymousUser | None
+# A closed challenge keeps its record, not its key: nothing may check a code against it.
+CLOSED_KEY = b""
 
 
 # --- Installation -------------------------------------------------------------------
@@ -213,7 +215,7 @@ def _issue_challenge(
 ) -> Challenge:
     """Supersede any open challenge and create a new one. Call with the row locked."""
     Challenge.objects.filter(installation=installation, state=ChallengeState.OPEN).update(
-        state=ChallengeState.SUPERSEDED, closed_at=now
+        state=ChallengeState.SUPERSEDED, closed_at=now, key=CLOSED_KEY
     )
     kid = authority_kid()
     node = nodes.this_node()
@@ -362,7 +364,8 @@ def _accept(
 ) -> SubmitResult:
     challenge.state = ChallengeState.CONSUMED
     challenge.closed_at = now
-    challenge.save(update_fields=["state", "closed_at"])
+    challenge.key = CLOSED_KEY
+    challenge.save(update_fields=["state", "closed_at", "key"])
     _bump(
         installation,
         state=RegistrationState.REGISTERED,

@@ -344,3 +344,33 @@ def test_a_registration_whose_license_ran_out_says_so(manager_client, frozen_clo
 
     state = re.search(r'id="registration-state">\s*(.*?)\s*</p>', body, re.S)[1]
     assert state == "License expired on 2026/06/30"
+
+
+def test_no_response_carrying_the_qr_token_is_cacheable(manager_client, frozen_clock, issue):
+    _, text = issue()
+    upload(manager_client, text)
+    challenge = open_challenge()
+    responses = [
+        manager_client.get(PAGE),
+        manager_client.post(reverse("registration:code"), {"code": "12"}),  # format error
+        manager_client.get(reverse("registration:qr", kwargs={"pk": challenge.pk})),
+    ]
+    for response in responses:
+        assert challenge.token.encode() in response.content or response["Content-Type"] == (
+            "image/png"
+        )
+        assert "no-store" in response["Cache-Control"]
+
+
+def test_a_closed_challenge_keeps_no_key(manager_client, frozen_clock, issue):
+    _, text = issue()
+    upload(manager_client, text)
+    first = open_challenge()
+    flows.refresh_challenge()
+    second = open_challenge()
+    assert flows.submit_code(phone_code(second)).outcome == flows.Outcome.ACCEPTED
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.state, bytes(first.key)) == (ChallengeState.SUPERSEDED, b"")
+    assert (second.state, bytes(second.key)) == (ChallengeState.CONSUMED, b"")

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -73,7 +74,11 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         "lockout_attempts": settings.LOCKOUT_MAX_ATTEMPTS,
         **extra,
     }
-    return render(request, "registration/registration.html", context, status=status)
+    response = render(request, "registration/registration.html", context, status=status)
+    # The page may carry a live QR token: never kept by a browser or a proxy, whichever
+    # view (page, refused upload, wrong code) rendered it.
+    add_never_cache_headers(response)
+    return response
 
 
 @require_GET
@@ -175,5 +180,5 @@ def qr_image(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such open challenge")
     png = cached_qr_png(_challenge_url(challenge))
     response = HttpResponse(png, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=300"
+    add_never_cache_headers(response)  # it is the live token, as an image
     return response
