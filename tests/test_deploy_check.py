@@ -91,6 +91,7 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     """The production variables docs/deploy.md documents, with a 64-character key."""
     variables = {
         **_pinned_keys(tmp_path),
+        "CACHE_URL": "redis://127.0.0.1:6379/0",
         "DEBUG": "false",
         "HTTPS_ONLY": "true",
         "SECURE_HSTS_PRELOAD": "true",
@@ -120,6 +121,25 @@ def test_check_deploy_fails_without_pinned_vendor_keys(tmp_path):
 
     assert result.returncode != 0
     assert "registration.W001" in result.stderr and "registration.W002" in result.stderr
+
+
+def test_check_deploy_wants_a_shared_cache(tmp_path):
+    result = check_deploy(production_env(tmp_path, CACHE_URL=""))
+
+    assert result.returncode != 0
+    assert "registration.W004" in result.stderr
+
+
+def test_check_warns_of_vendor_private_keys_on_a_console_only_server(tmp_path):
+    keys = tmp_path / "vendor-keys"
+    env = production_env(tmp_path, LICSERVER_ROLES="console")
+    env["AUTHORITY_PRIVATE_KEY_FILES"] = f"prod-1={keys / 'prod-1.x25519.pem'}"
+
+    result = check_deploy(env)
+
+    assert result.returncode != 0
+    assert "registration.W003" in result.stderr
+    assert check_deploy(production_env(tmp_path, LICSERVER_ROLES="console")).returncode == 0
 
 
 def test_check_refuses_a_verification_address_too_long_for_the_qr(tmp_path):
