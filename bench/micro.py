@@ -22,6 +22,7 @@ from registration.challenge import (
     new_challenge,
     verify_mac,
 )
+from registration.flows import configured_facts
 from registration.keys import load_authority_key, load_signing_key
 from registration.license import (
     SIGNING_CONTEXT,
@@ -54,15 +55,7 @@ def sample_license(kid: str) -> License:
 
 
 def facts() -> LocalFacts:
-    return LocalFacts(
-        app_name=settings.APP_NAME,
-        app_version=settings.APP_VERSION,
-        project_content=settings.PROJECT_CONTENT,
-        build_date=date.fromisoformat(settings.APP_BUILD_DATE),
-        min_build_date=date.fromisoformat(settings.CONTAINER_AUTH_MIN_BUILD_DATE),
-        live_nodes=1,
-        now=NOW,
-    )
+    return configured_facts(NOW, live_nodes=1)
 
 
 def license_check(kid: str, quick: bool) -> Row:

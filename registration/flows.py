@@ -8,6 +8,7 @@ concurrent requests, workers and nodes see each other's writes in order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -21,7 +22,15 @@ from django.db.models.expressions import Combinable
 from django.utils.translation import gettext as _
 
 from registration import audit, clock, nodes
-from registration.causes import Cause, CauseCode, LocalFacts, Validation, check_license, validate
+from registration.causes import (
+    Cause,
+    CauseCode,
+    LocalFacts,
+    NodeClock,
+    Validation,
+    check_license,
+    validate,
+)
 from registration.challenge import (
     Purpose,
     code_for,
@@ -62,12 +71,13 @@ def get_installation() -> Installation:
         return Installation.objects.get()
 
 
-def _lock_installation() -> Installation:
+def lock_installation() -> Installation:
+    """Return the installation row locked for this transaction (every writer takes it)."""
     get_installation()
     return Installation.objects.select_for_update().get()
 
 
-def _bump(installation: Installation, **changes: object) -> None:
+def save_installation(installation: Installation, **changes: object) -> None:
     """Save changes to the installation and bump its version (caches compare it)."""
     for name, value in changes.items():
         setattr(installation, name, value)
@@ -92,16 +102,23 @@ def _installation_changed() -> None:
 
 
 def local_facts(now: datetime) -> LocalFacts:
-    """Collect this installation's facts for license checks."""
+    """Collect this installation's facts for license checks, live nodes included."""
+    return configured_facts(now, nodes.live_node_count(now), nodes.live_node_clocks(now))
+
+
+def configured_facts(
+    now: datetime, live_nodes: int, node_clocks: Sequence[NodeClock] = ()
+) -> LocalFacts:
+    """Return the facts the settings give, with the node facts supplied (no query)."""
     return LocalFacts(
         app_name=settings.APP_NAME,
         app_version=settings.APP_VERSION,
         project_content=settings.PROJECT_CONTENT,
         build_date=date.fromisoformat(settings.APP_BUILD_DATE),
         min_build_date=date.fromisoformat(settings.CONTAINER_AUTH_MIN_BUILD_DATE),
-        live_nodes=nodes.live_node_count(now),
+        live_nodes=live_nodes,
         now=now,
-        node_clocks=nodes.live_node_clocks(now),
+        node_clocks=tuple(node_clocks),
         max_clock_skew_seconds=settings.CLUSTER_MAX_CLOCK_SKEW_SECONDS,
     )
 
@@ -138,7 +155,7 @@ def upload_license(
     A refused file changes nothing but the audit log: the installed license stays.
     """
     with transaction.atomic():
-        installation = _lock_installation()
+        installation = lock_installation()
         now = clock.now()
         validation = validate(
             data,
@@ -179,7 +196,9 @@ def upload_license(
             uploaded_by=actor if actor is not None and actor.is_authenticated else None,
         )
         # A new license needs a new registration, whatever the state was.
-        _bump(installation, license=row, state=RegistrationState.UNREGISTERED, registered_at=None)
+        save_installation(
+            installation, license=row, state=RegistrationState.UNREGISTERED, registered_at=None
+        )
         audit.record(
             AuditAction.UPLOAD_ACCEPTED,
             at=now,
@@ -271,7 +290,7 @@ def refresh_challenge(*, actor: User = None) -> ChallengeResult:
     The license is checked again first (it may have expired, or nodes joined since).
     """
     with transaction.atomic():
-        installation = _lock_installation()
+        installation = lock_installation()
         row = installation.license
         if row is None:
             raise LookupError("no license is installed")
@@ -332,13 +351,13 @@ def submit_code(
     every later one, and a correct code consumes its challenge exactly once.
     """
     with transaction.atomic():
-        installation = _lock_installation()
+        installation = lock_installation()
         now = clock.now()
         if installation.locked_until is not None:
             if now < installation.locked_until:
                 return SubmitResult(Outcome.LOCKED, locked_until=installation.locked_until)
             # The lock has run out: a fresh set of attempts, but lock_count stays.
-            _bump(installation, locked_until=None, failed_attempts=0)
+            save_installation(installation, locked_until=None, failed_attempts=0)
         challenge = (
             Challenge.objects.select_for_update()
             .filter(installation=installation, state=ChallengeState.OPEN)
@@ -366,7 +385,7 @@ def _accept(
     challenge.closed_at = now
     challenge.key = CLOSED_KEY
     challenge.save(update_fields=["state", "closed_at", "key"])
-    _bump(
+    save_installation(
         installation,
         state=RegistrationState.REGISTERED,
         registered_at=now,
@@ -403,7 +422,7 @@ def _refuse(
     if failed >= settings.LOCKOUT_MAX_ATTEMPTS:
         locked_until = now + timedelta(minutes=lock_minutes(installation.lock_count))
         changes.update(locked_until=locked_until, lock_count=installation.lock_count + 1)
-    _bump(installation, **changes)
+    save_installation(installation, **changes)
     # The failure above must stand even if writing the audit entry fails, so the entry
     # goes in a savepoint of its own.
     try:

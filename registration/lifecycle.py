@@ -105,7 +105,7 @@ def start_node(
     """Start the node's life, or attach to it when another of its processes already did."""
     node = node or nodes.this_node()
     with transaction.atomic():
-        installation = flows._lock_installation()
+        installation = flows.lock_installation()
         return _start(installation, node, offset_seconds, pid)
 
 
@@ -118,7 +118,7 @@ def heartbeat(
     still alive by the database's clock, so a late heartbeat never revives a dead lease.
     """
     with transaction.atomic():
-        installation = flows._lock_installation()
+        installation = flows.lock_installation()
         now = clock.now()
         renewed = NodeLease.objects.filter(
             boot_id=node.boot_id, released_at__isnull=True, last_seen__gt=nodes.lease_horizon(now)
@@ -132,7 +132,7 @@ def stop_node(node: NodeIdentity | None = None) -> int:
     """Release the node's lease at once (its current life and any earlier ones)."""
     node = node or nodes.this_node()
     with transaction.atomic():
-        flows._lock_installation()
+        flows.lock_installation()
         now = clock.now()
         boot_ids = []
         while NodeLease.objects.filter(boot_id=node.boot_id).exists():

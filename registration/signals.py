@@ -80,7 +80,7 @@ def record_node_start(
         )
     elif registered and not peers:
         # Nobody kept the registration alive: every node of the cluster restarted.
-        flows._bump(installation, state=RegistrationState.EXPIRED_RESTART)
+        flows.save_installation(installation, state=RegistrationState.EXPIRED_RESTART)
         audit.record(
             AuditAction.EXPIRED_RESTART,
             at=now,
