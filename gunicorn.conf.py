@@ -8,6 +8,8 @@ The master releases the node's lease when it exits cleanly. See docs/cluster.md.
 import os
 import uuid
 
+from registration.cluster.identity import BOOT_ID_ENV
+
 bind = [f"{os.environ.get('BIND', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
@@ -18,8 +20,6 @@ preload_app = False
 # No runtime control socket: it would be shared by every node on one machine.
 control_socket_disable = True
 
-BOOT_ID_ENV = "LICSERVER_BOOT_ID"
-
 
 def on_starting(server):
     """Make a new boot id for this start of the node, before any worker forks."""
@@ -29,9 +29,9 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """Attach the worker to its node's lease (licserver.wsgi did it already; idempotent)."""
-    from registration import lifecycle
+    from licserver import processes
 
-    lifecycle.start_process()
+    processes.start_server_process()
 
 
 def on_exit(server):
@@ -40,6 +40,6 @@ def on_exit(server):
     import django
 
     django.setup()
-    from registration import lifecycle
+    from licserver import processes
 
-    lifecycle.release_node()
+    processes.release_server_process()

@@ -30,12 +30,19 @@ from django.test import Client
 
 from bench.common import Row, le, ms, percentile
 from bench.pages import install_license, manager_client
-from registration import clock, flows
-from registration.authority import record_issued_license
-from registration.challenge import Purpose, code_for, decode_token, encode_token, new_challenge
-from registration.keys import load_signing_key
-from registration.license import b64decode_key, license_secret, sign_license
+from registration import clock
+from registration.authority.registry import record_issued_license
+from registration.flows.challenge import refresh_challenge
 from registration.models import AuditAction, AuditEvent, Installation
+from registration.protocol.challenge import (
+    Purpose,
+    code_for,
+    decode_token,
+    encode_token,
+    new_challenge,
+)
+from registration.protocol.keys import load_signing_key
+from registration.protocol.license import b64decode_key, license_secret, sign_license
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 20
@@ -356,7 +363,7 @@ def wrong_codes(kid: str, quick: bool, tmp: Path) -> Row:
     burst = 200
     install_license(kid)
     Installation.objects.update(failed_attempts=0, locked_until=None, lock_count=0)
-    result = flows.refresh_challenge()  # a fresh 5-minute QR, whatever ran before
+    result = refresh_challenge()  # a fresh 5-minute QR, whatever ran before
     assert result.challenge is not None, result.causes
     challenge, _mac = decode_token(result.challenge.token)
     right = code_for(challenge, bytes(result.challenge.key))

@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from django.conf import settings
 
 from bench.common import Row, compare, le, us
-from registration.causes import AUTH_METHOD_CONTAINER, LocalFacts, validate
-from registration.challenge import (
+from registration.facts import configured_facts
+from registration.protocol.causes import AUTH_METHOD_CONTAINER, LocalFacts, validate
+from registration.protocol.challenge import (
     Purpose,
     authority_key,
     code_for,
@@ -22,9 +23,8 @@ from registration.challenge import (
     new_challenge,
     verify_mac,
 )
-from registration.flows import configured_facts
-from registration.keys import load_authority_key, load_signing_key
-from registration.license import (
+from registration.protocol.keys import load_authority_key, load_signing_key
+from registration.protocol.license import (
     SIGNING_CONTEXT,
     License,
     b64decode_key,

@@ -21,15 +21,15 @@ from django.urls import path, reverse
 
 from bench.common import Row, compare, le, ms
 from bench.micro import sample_license
-from registration import flows
-from registration.keys import load_signing_key
-from registration.license import sign_license
-from registration.models import Challenge, ChallengeState
+from registration.flows.upload import upload_license
+from registration.models import MANAGE_PERMISSION, ChallengeState, QrChallenge
+from registration.protocol.keys import load_signing_key
+from registration.protocol.license import sign_license
 from registration.views import console
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_LIMIT = 2560
-REMINDER_PROCESSOR = "registration.context_processors.registration"
+REMINDER_PROCESSOR = "registration.context_processors.console"
 
 
 def manager_client() -> Client:
@@ -41,14 +41,14 @@ def manager_client() -> Client:
     return client
 
 
-def install_license(kid: str) -> Challenge:
+def install_license(kid: str) -> QrChallenge:
     """Upload a fitting license as an admin would; return the QR challenge it opens."""
-    open_now = Challenge.objects.filter(state=ChallengeState.OPEN).first()
+    open_now = QrChallenge.objects.filter(state=ChallengeState.OPEN).first()
     if open_now is not None:
         return open_now
     lic = sample_license(kid)
     text = sign_license(lic, load_signing_key(settings.LICENSE_SIGNING_KEY_FILES[kid]), kid)
-    result = flows.upload_license(text.encode("ascii"), "container")
+    result = upload_license(text.encode("ascii"), "container")
     assert result.accepted, result.validation.codes
     assert result.challenge is not None
     return result.challenge
@@ -131,7 +131,7 @@ def _bench_urlconf() -> str:
     bare = without.from_string(_PAGE)
 
     def gated(view):
-        gate = permission_required("registration.manage_registration", raise_exception=True)
+        gate = permission_required(MANAGE_PERMISSION, raise_exception=True)
         return login_required(gate(view))
 
     def reminder_view(request: HttpRequest) -> HttpResponse:

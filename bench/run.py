@@ -27,7 +27,7 @@ UNLIMITED = "1000000/s"
 
 def configure(key_dir: Path) -> None:
     """Point settings at fresh keys and lift the rate limits, before Django loads."""
-    from registration.keys import generate_key_pair_files
+    from registration.protocol.keys import generate_key_pair_files
 
     generate_key_pair_files(key_dir, KID)
     for name in (

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from licserver.urls import urlpatterns as product_urlpatterns
-from registration.models import IssuedLicense
+from registration.authority.models import IssuedLicense
 
 
 def one_indexed_read(request: HttpRequest, license_id: str) -> HttpResponse:

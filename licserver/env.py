@@ -19,12 +19,12 @@ from urllib.parse import ParseResult, parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from registration.protocol.text import KID_PATTERN
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # ASCII digits only: int() alone would also take "1_000" or non-ASCII digits.
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-# The same key id rule as registration.license.KID_PATTERN (kept here: settings load first).
-_KID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 
 
 def envraw(name: str) -> str | None:
@@ -126,8 +126,8 @@ def envkeys(name: str, *, key_bytes: int | None = None) -> dict[str, str]:
         kid, key = kid.strip(), key.strip()
         if not sep or not kid or not key:
             raise ImproperlyConfigured(f"{name}: expected kid=value items, got {item!r}.")
-        if not _KID.fullmatch(kid):
-            raise ImproperlyConfigured(f"{name}: key id {kid!r} must match {_KID.pattern}.")
+        if not KID_PATTERN.fullmatch(kid):
+            raise ImproperlyConfigured(f"{name}: key id {kid!r} must match {KID_PATTERN.pattern}.")
         if kid in result:
             raise ImproperlyConfigured(f"{name}: key id {kid!r} appears twice.")
         if key_bytes is not None and len(_base64(name, kid, key)) != key_bytes:
@@ -229,8 +229,8 @@ def keys_from_dir(
             value = path.read_text(encoding="ascii").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ImproperlyConfigured(f"{path}: cannot read the key: {exc}") from None
-        if not _KID.fullmatch(kid):
-            raise ImproperlyConfigured(f"{path}: key id {kid!r} must match {_KID.pattern}.")
+        if not KID_PATTERN.fullmatch(kid):
+            raise ImproperlyConfigured(f"{path}: key id {kid!r} must match {KID_PATTERN.pattern}.")
         if key_bytes is not None and len(_base64(str(path), kid, value)) != key_bytes:
             raise ImproperlyConfigured(f"{path}: the key must be {key_bytes} bytes.")
         found[kid] = value

@@ -24,6 +24,7 @@ from licserver.env import (
     envstr,
     keys_from_dir,
 )
+from registration.protocol.text import CONTROL_CHARACTERS, NODE_NAME_MAX_BYTES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("LICSERVER_VAR_DIR", str(BASE_DIR / "var")))
@@ -60,10 +61,14 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
 # Which sides of the product this process serves: the customer's console, the vendor's
-# verification service (what the phone opens), or both (the embedded default).
+# verification service (what the phone opens), or both (the embedded default). This is the
+# one place that asks: the roles choose the apps, the middleware, the context processors and
+# the URLconf below, and no other module looks at them.
 LICSERVER_ROLES = set(envlist("LICSERVER_ROLES", ["console", "authority"]))
 if not LICSERVER_ROLES or not {"console", "authority"} >= LICSERVER_ROLES:
     raise ImproperlyConfigured("LICSERVER_ROLES must list console and/or authority.")
+CONSOLE = "console" in LICSERVER_ROLES
+AUTHORITY = "authority" in LICSERVER_ROLES
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,9 +76,12 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Commands both sides need (compile_translations); no models.
+    "licserver",
     # Before whitenoise: registration's runserver (the development server as a node)
     # wraps whitenoise's, which wraps staticfiles'.
-    "registration",
+    *(["registration"] if CONSOLE else []),
+    *(["registration.authority"] if AUTHORITY else []),
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
 ]
@@ -82,8 +90,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "registration.middleware.SecurityHeadersMiddleware",
-    # A node that was not admitted to the cluster answers License Exhausted to everything.
-    "registration.nodes.AdmissionMiddleware",
+    # A console node that was not admitted to the cluster answers License Exhausted.
+    *(["registration.cluster.admission.AdmissionMiddleware"] if CONSOLE else []),
     # Above everything that may touch the database: an outage answers 503, not 500.
     "registration.dbguard.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -95,7 +103,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "licserver.urls"
+ROOT_URLCONF = {
+    frozenset({"console", "authority"}): "licserver.urls.both",
+    frozenset({"console"}): "licserver.urls.console",
+    frozenset({"authority"}): "licserver.urls.authority",
+}[frozenset(LICSERVER_ROLES)]
 WSGI_APPLICATION = "licserver.wsgi.application"
 
 TEMPLATES = [
@@ -109,8 +121,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
-                "registration.context_processors.registration",
-                "registration.gate.context",
+                # The console's registration state and restart reminder, on its pages.
+                *(["registration.context_processors.console"] if CONSOLE else []),
             ],
         },
     },
@@ -128,7 +140,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 # The vendor's verification service alone has no console: its staff work in Django admin.
-LOGIN_REDIRECT_URL = "registration:registration" if "console" in LICSERVER_ROLES else "admin:index"
+LOGIN_REDIRECT_URL = "registration:registration" if CONSOLE else "admin:index"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
@@ -210,13 +222,26 @@ AUTHORITY_PUBLIC_KEYS = envkeys("AUTHORITY_PUBLIC_KEYS", key_bytes=32) or keys_f
 )
 # Key id the console puts into new challenges; empty means the last pinned one by name.
 AUTHORITY_KID = envstr("AUTHORITY_KID", "")
-# Vendor side only: private key files by key id (`kid=/path/key.pem`).
-AUTHORITY_PRIVATE_KEY_FILES = envkeys("AUTHORITY_PRIVATE_KEY_FILES") or keys_from_dir(
-    KEYS_DIR, ".x25519.pem", content=False
-)
-LICENSE_SIGNING_KEY_FILES = envkeys("LICENSE_SIGNING_KEY_FILES") or keys_from_dir(
-    KEYS_DIR, ".ed25519.pem", content=False
-)
+if AUTHORITY:
+    # Vendor side only: private key files by key id (`kid=/path/key.pem`).
+    AUTHORITY_PRIVATE_KEY_FILES = envkeys("AUTHORITY_PRIVATE_KEY_FILES") or keys_from_dir(
+        KEYS_DIR, ".x25519.pem", content=False
+    )
+    LICENSE_SIGNING_KEY_FILES = envkeys("LICENSE_SIGNING_KEY_FILES") or keys_from_dir(
+        KEYS_DIR, ".ed25519.pem", content=False
+    )
+    STRAY_PRIVATE_KEY_IDS: list[str] = []
+else:
+    # A console needs public keys only. Private keys found on its host are not loaded; their
+    # key ids are kept so that a start-up check can say they should not be here.
+    STRAY_PRIVATE_KEY_IDS = sorted(
+        {
+            *envkeys("AUTHORITY_PRIVATE_KEY_FILES"),
+            *envkeys("LICENSE_SIGNING_KEY_FILES"),
+            *keys_from_dir(KEYS_DIR, ".x25519.pem", content=False),
+            *keys_from_dir(KEYS_DIR, ".ed25519.pem", content=False),
+        }
+    )
 
 # --- Registration rules -------------------------------------------------------------
 PORT = envint("PORT", 8000, minimum=1, maximum=65535)
@@ -236,15 +261,14 @@ RATE_PHONE = envstr("RATE_PHONE", "30/m")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = False
 RATELIMIT_VIEW = "registration.views.errors.ratelimited"
-NODE_NAME_MAX_LENGTH = 64
-# At most NODE_NAME_MAX_LENGTH bytes of UTF-8 (the QR token carries it), never half a character.
+# At most NODE_NAME_MAX_BYTES bytes of UTF-8 (the QR token carries it), never half a character.
 NODE_NAME = envmatch(
     "NODE_NAME",
     socket.gethostname(),
-    r"[^\x00-\x1f\x7f-\x9f]+",
+    f"[^{CONTROL_CHARACTERS}]+",
     "a name without control characters",
 )
-NODE_NAME = NODE_NAME.encode("utf-8")[:NODE_NAME_MAX_LENGTH].decode("utf-8", errors="ignore")
+NODE_NAME = NODE_NAME.encode("utf-8")[:NODE_NAME_MAX_BYTES].decode("utf-8", errors="ignore")
 NODE_HEARTBEAT_SECONDS = envint("NODE_HEARTBEAT_SECONDS", 10, minimum=1)
 NODE_LEASE_SECONDS = envint("NODE_LEASE_SECONDS", 30, minimum=2)
 CLUSTER_MAX_CLOCK_SKEW_SECONDS = envint("CLUSTER_MAX_CLOCK_SKEW_SECONDS", 5, minimum=0)

@@ -8,8 +8,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "licserver.settings")
 
 application = get_wsgi_application()
 
-# Every server process that loads the app joins its node: the first one of a node's life
-# starts it (project_started), the others attach. Test servers never import this module.
-from registration import lifecycle  # noqa: E402  (needs the app loaded above)
+# Every server process that loads the app runs the apps' start hooks: on a console, the
+# first process of a node's life starts it, the others attach. Test servers never import
+# this module.
+from licserver import processes  # noqa: E402  (needs the apps loaded above)
 
-lifecycle.start_process()
+processes.start_server_process()

@@ -8,22 +8,20 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from registration.challenge import (
+from registration.protocol.challenge import (
     KID_MAX_BYTES,
     NODE_NAME_MAX_BYTES,
     Purpose,
     encode_token,
     new_challenge,
 )
-from registration.license import b64decode_key
+from registration.protocol.license import b64decode_key
 from registration.qr import MAX_QR_VERSION, qr_png
 
 
 @register()
 def check_keys_and_qr(app_configs=None, **kwargs) -> list:
     """Warn when no keys are pinned; refuse an AUTHORITY_BASE_URL too long for the QR."""
-    if "console" not in settings.LICSERVER_ROLES:
-        return []
     messages = []
     if not settings.LICENSE_PUBLIC_KEYS:
         messages.append(
@@ -74,32 +72,15 @@ def check_keys_and_qr(app_configs=None, **kwargs) -> list:
 @register()
 def check_private_keys_stay_with_the_vendor(app_configs=None, **kwargs) -> list:
     """A customer's console needs public keys only; a private key there is a leak."""
-    if "authority" in settings.LICSERVER_ROLES:
-        return []
-    found = [*settings.AUTHORITY_PRIVATE_KEY_FILES, *settings.LICENSE_SIGNING_KEY_FILES]
+    found = settings.STRAY_PRIVATE_KEY_IDS
     if not found:
         return []
     return [
         Warning(
             "The vendor's private keys are configured on a console-only server "
-            f"(key ids: {', '.join(sorted(set(found)))}).",
+            f"(key ids: {', '.join(found)}).",
             hint="Remove them from this host (KEYS_DIR, AUTHORITY_PRIVATE_KEY_FILES, "
             "LICENSE_SIGNING_KEY_FILES): with them anyone here can make codes and licenses.",
             id="registration.W003",
-        )
-    ]
-
-
-@register(deploy=True)
-def check_shared_cache(app_configs=None, **kwargs) -> list:
-    """In production the rate limits and the status cache must be shared by all processes."""
-    if settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
-        return []
-    return [
-        Warning(
-            "CACHE_URL is not set: each server process keeps its own rate-limit counters "
-            "and registration status cache.",
-            hint="Set CACHE_URL=redis://... (shared by every worker and node).",
-            id="registration.W004",
         )
     ]

@@ -1,16 +1,16 @@
-"""Template context every page gets."""
+"""Template context of the console's pages (settings install this on consoles only)."""
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from registration.gate import GateState, current_registration
+from registration.models import MANAGE_PERMISSION
 
 log = logging.getLogger(__name__)
-PERMISSION = "registration.manage_registration"
 # The Registration page and its forms are where the reminder leads: they show Re-register
 # instead of a modal that would cover it.
 REGISTRATION_VIEWS = {
@@ -36,20 +36,20 @@ def _restart_reminder(request: HttpRequest) -> bool:
     if match is not None and match.view_name in REGISTRATION_VIEWS:
         return False
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_authenticated and user.has_perm(PERMISSION))
+    return bool(user is not None and user.is_authenticated and user.has_perm(MANAGE_PERMISSION))
 
 
-def registration(request: HttpRequest) -> dict[str, object]:
-    """Whether this process serves the console, and whether to show the restart reminder
-    (only to users who can manage registration).
-
-    Worked out once per request, however many templates the request renders.
+def console(request: HttpRequest) -> dict[str, object]:
+    """Give templates the console's links, `registration` (the gate's RegistrationValue,
+    looked up only when used) and whether to show the restart reminder (only to users who
+    can manage registration). Worked out once per request, however many templates render.
     """
-    if "console" not in settings.LICSERVER_ROLES:
-        # The vendor's verification service alone: no console pages to link to or remind of.
-        return {"console_enabled": False, "restart_reminder": False}
     reminder = getattr(request, "_restart_reminder", None)
     if reminder is None:
         reminder = _restart_reminder(request)
         request._restart_reminder = reminder
-    return {"console_enabled": True, "restart_reminder": reminder}
+    return {
+        "console_enabled": True,
+        "restart_reminder": reminder,
+        "registration": SimpleLazyObject(lambda: current_registration(request)),
+    }

@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from registration.causes import AUTH_METHOD_CONTAINER
+from registration.protocol.causes import AUTH_METHOD_CONTAINER
 
 AUTH_METHOD_CHOICES = [(AUTH_METHOD_CONTAINER, _("Local Container"))]
 _CODE = re.compile(r"[0-9]{6}", re.ASCII)
@@ -67,7 +67,3 @@ class CodeForm(forms.Form):
                 code="format",
             )
         return value
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea)

@@ -15,21 +15,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 
-from registration import nodes, status
+from registration import status
+from registration.cluster import admission
+from registration.models import MANAGE_PERMISSION
+from registration.protocol.text import format_date
+from registration.protocol.validity import days_left, is_expired
 
-MANAGE_PERMISSION = "registration.manage_registration"
 # Attribute of the request where the value is memoized for the rest of the request.
 _REQUEST_ATTRIBUTE = "_registration_value"
 
@@ -81,7 +82,7 @@ class RegistrationValue:
                 "Enter registration management and authenticate again."
             )
         if self.state == GateState.LICENSE_EXPIRED and self.expires_at is not None:
-            return _("License expired on %(date)s") % {"date": self.expires_at.strftime("%Y/%m/%d")}
+            return _("License expired on %(date)s") % {"date": format_date(self.expires_at)}
         if self.state == GateState.LOCKED and self.locked_until is not None:
             until = timezone.localtime(self.locked_until).strftime("%H:%M:%S")
             return _("Registration is locked until %(time)s") % {"time": until}
@@ -120,13 +121,6 @@ class RegistrationValue:
         }
 
 
-def _valid_until(expires_at: date) -> datetime:
-    """Return the first instant after the license's last day (UTC)."""
-    if expires_at == date.max:
-        return datetime.max.replace(tzinfo=UTC)
-    return datetime.combine(expires_at + timedelta(days=1), time.min, tzinfo=UTC)
-
-
 def evaluate(
     snap: status.StatusSnapshot,
     now: datetime,
@@ -142,14 +136,14 @@ def evaluate(
     unregistered.
     """
     expires_at = snap.expires_at
-    days_left = (expires_at - now.astimezone(UTC).date()).days if expires_at else None
+    days = days_left(expires_at, now) if expires_at else None
     lock_active = snap.is_locked(now)
     if not admitted:
         state = GateState.NOT_ADMITTED
     elif (
         expires_at is not None
         and snap.state in (GateState.REGISTERED, GateState.EXPIRED_DUE_TO_RESTART)
-        and now >= _valid_until(expires_at)
+        and is_expired(expires_at, now)
     ):
         state = GateState.LICENSE_EXPIRED
     elif snap.state == GateState.EXPIRED_DUE_TO_RESTART:
@@ -166,7 +160,7 @@ def evaluate(
         company=snap.company,
         project=snap.project_name,
         expires_at=expires_at,
-        days_left=days_left,
+        days_left=days,
         nodes_used=snap.nodes_used,
         max_nodes=snap.max_nodes,
         locked_until=snap.locked_until if lock_active else None,
@@ -186,12 +180,12 @@ def current_registration(request: HttpRequest | None = None) -> RegistrationValu
         memo = getattr(request, _REQUEST_ATTRIBUTE, None)
         if memo is not None:
             return memo
-    admission = nodes.local_admission
+    seat = admission.local
     value = evaluate(
         status.cached_snapshot(),
         status.wall_clock(),
-        admitted=admission.admitted,
-        seat_holders=tuple(admission.seat_holders),
+        admitted=seat.admitted,
+        seat_holders=tuple(seat.seat_holders),
     )
     if request is not None:
         setattr(request, _REQUEST_ATTRIBUTE, value)
@@ -243,16 +237,3 @@ class RegistrationRequiredMixin:
         if not value.is_registered:
             return not_registered_response(request, value)
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
-
-
-# --- Templates ----------------------------------------------------------------------
-
-
-def context(request: HttpRequest) -> dict[str, object]:
-    """Give templates `registration` (the RegistrationValue), looked up only when used.
-
-    Console processes only: the vendor's verification service has no registration.
-    """
-    if "console" not in settings.LICSERVER_ROLES:
-        return {}
-    return {"registration": SimpleLazyObject(lambda: current_registration(request))}

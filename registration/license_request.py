@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import quote
 
+from registration.protocol.text import format_date
+
 REGISTRATION_METHOD = "Local Container Authentication"
 # RFC 6068: line breaks in a mailto body are CRLF, percent-encoded as %0D%0A.
 MAILTO_NEWLINE = "\r\n"
@@ -63,7 +65,7 @@ def body_lines(request: LicenseRequest, version: Mapping[str, str]) -> list[str]
     return [
         f"Company name: {request.company}",
         f"Project name: {request.project_name}",
-        f"Contract signing date: {slash_date(request.contract_date)}",
+        f"Contract signing date: {format_date(request.contract_date)}",
         f"Registration method: {REGISTRATION_METHOD}",
         f"Maximum number of registration: {request.max_nodes}",
         f"Project Version: {version['minor_version']} (build {version['build_version']})",
@@ -84,14 +86,9 @@ def build_email(
     )
 
 
-def slash_date(value: date) -> str:
-    """Write value as YYYY/MM/DD (zero-padded: strftime's %Y is not, before year 1000)."""
-    return f"{value.year:04d}/{value.month:02d}/{value.day:02d}"
-
-
 def _slash_iso_date(iso: str) -> str:
     # Settings give the build date as YYYY-MM-DD; the email writes every date YYYY/MM/DD.
     try:
-        return slash_date(date.fromisoformat(iso))
+        return format_date(date.fromisoformat(iso))
     except ValueError:
         return iso

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta, timezone
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from registration.license import MAX_NODES_LIMIT, TEXT_FIELD_MAX
+from registration.protocol.license import MAX_NODES_LIMIT, TEXT_FIELD_MAX
+from registration.protocol.text import DATE_FORMAT, format_date, has_control_characters
 
-# C0 and C1 controls and the Unicode line/paragraph separators: a license refuses them in
-# its text fields, so a request must not ask for them.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # The contract may have been signed today in any time zone: the latest calendar date on
 # Earth is the one at UTC+14, so only a date after that is in the future everywhere.
 _EARLIEST_ZONE_AHEAD = timezone(timedelta(hours=14))
@@ -24,7 +21,7 @@ def latest_contract_date(now: datetime) -> date:
 
 
 def _plain_text(value: str) -> str:
-    if _CONTROL.search(value):
+    if has_control_characters(value):
         raise forms.ValidationError(
             _("Remove the control characters (such as tabs or line breaks)."), code="control"
         )
@@ -58,7 +55,7 @@ class LicenseRequestForm(forms.Form):
     )
     contract_date = _DateField(
         label=_("Contract signing date"),
-        input_formats=["%Y-%m-%d", "%Y/%m/%d"],
+        input_formats=["%Y-%m-%d", DATE_FORMAT],
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         error_messages={
             "required": _("Enter the contract signing date."),
@@ -98,7 +95,7 @@ class LicenseRequestForm(forms.Form):
             raise forms.ValidationError(
                 _("The contract signing date cannot be in the future (after %(latest)s)."),
                 code="future",
-                params={"latest": f"{latest:%Y/%m/%d}"},
+                params={"latest": format_date(latest)},
             )
         return value
 

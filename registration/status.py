@@ -11,6 +11,8 @@ from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
 from registration import clock
+from registration.cluster import leases
+from registration.models import Installation
 from registration.net import CACHE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,9 @@ def snapshot(*, as_server: bool = True) -> StatusSnapshot:
     as_server counts this process's node as live even before its lease is written; a
     command run beside the servers (as_server=False) counts the leases only.
     """
-    from registration import nodes
-    from registration.models import Installation
-
     installation = Installation.objects.select_related("license").first()
     now = clock.now()
-    nodes_used = nodes.live_node_count(now) if as_server else len(nodes.seat_holders(now))
+    nodes_used = leases.live_node_count(now) if as_server else len(leases.seat_holders(now))
     if installation is None:
         return StatusSnapshot(state="unregistered", nodes_used=nodes_used)
     lic = installation.license

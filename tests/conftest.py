@@ -15,10 +15,10 @@ from django.test import Client
 
 from licserver.env import keys_from_dir
 from registration import clock
-from registration.authority import record_issued_license
-from registration.causes import LocalFacts
-from registration.keys import generate_key_pair_files, load_signing_key
-from registration.license import License, sign_license
+from registration.authority.registry import record_issued_license
+from registration.protocol.causes import LocalFacts
+from registration.protocol.keys import generate_key_pair_files, load_signing_key
+from registration.protocol.license import License, sign_license
 
 KID = "test-1"
 START = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -12,23 +12,27 @@ from contextlib import AbstractContextManager
 
 from django.conf import settings
 
-from registration import authority, clock, flows, lifecycle, nodes
-from registration.models import Challenge, ChallengeState, Installation, RegistrationState
+from registration import clock
+from registration.authority.binding import verify_for_phone
+from registration.cluster import identity, lifecycle
+from registration.flows.code import Outcome, submit_code
+from registration.flows.upload import upload_license
+from registration.models import ChallengeState, Installation, QrChallenge, RegistrationState
 
 Capture = Callable[..., AbstractContextManager]
 
 
-def upload(capture: Capture, text: str) -> Challenge:
+def upload(capture: Capture, text: str) -> QrChallenge:
     """Upload a license through flows; return its open challenge."""
     with capture(execute=True):
-        result = flows.upload_license(text.encode(), "container")
+        result = upload_license(text.encode(), "container")
     assert result.accepted, result.validation.codes
-    return Challenge.objects.get(state=ChallengeState.OPEN)
+    return QrChallenge.objects.get(state=ChallengeState.OPEN)
 
 
-def phone_code(challenge: Challenge) -> str:
+def phone_code(challenge: QrChallenge) -> str:
     """The 6-digit code the vendor's phone page shows for this challenge."""
-    result = authority.verify_for_phone(challenge.token, now=clock.now())
+    result = verify_for_phone(challenge.token, now=clock.now())
     assert result.ok, result.problems
     return result.code
 
@@ -38,11 +42,11 @@ def register(capture: Capture, issue: Callable, **fields: object) -> None:
     _lic, text = issue(**fields)
     challenge = upload(capture, text)
     with capture(execute=True):
-        outcome = flows.submit_code(phone_code(challenge)).outcome
-    assert outcome == flows.Outcome.ACCEPTED
+        outcome = submit_code(phone_code(challenge)).outcome
+    assert outcome == Outcome.ACCEPTED
 
 
-def wrong_code(challenge: Challenge) -> str:
+def wrong_code(challenge: QrChallenge) -> str:
     right = phone_code(challenge)
     return "000000" if right != "000000" else "111111"
 
@@ -53,14 +57,14 @@ def lock(capture: Capture, issue: Callable) -> None:
     challenge = upload(capture, text)
     wrong = wrong_code(challenge)
     outcome = None
-    while outcome != flows.Outcome.WRONG_AND_LOCKED:
+    while outcome != Outcome.WRONG_AND_LOCKED:
         with capture(execute=True):
-            outcome = flows.submit_code(wrong).outcome
-        assert outcome in (flows.Outcome.WRONG, flows.Outcome.WRONG_AND_LOCKED)
+            outcome = submit_code(wrong).outcome
+        assert outcome in (Outcome.WRONG, Outcome.WRONG_AND_LOCKED)
 
 
 def restart(capture: Capture) -> None:
     """Restart the project: this node starts a new life with no other node alive."""
     with capture(execute=True):
-        lifecycle.start_node(nodes.NodeIdentity(settings.NODE_NAME, uuid.uuid4()))
-    assert Installation.objects.get().state == RegistrationState.EXPIRED_RESTART
+        lifecycle.start_node(identity.NodeIdentity(settings.NODE_NAME, uuid.uuid4()))
+    assert Installation.objects.get().state == RegistrationState.EXPIRED_DUE_TO_RESTART

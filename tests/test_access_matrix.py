@@ -23,8 +23,16 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from registration import authority, clock, flows
-from registration.models import AuditAction, AuditEvent, Binding, BindingState, IssuedLicense
+from registration import clock
+from registration.authority.binding import verify_for_phone
+from registration.authority.models import (
+    AuditAction,
+    AuditEvent,
+    Binding,
+    BindingState,
+    IssuedLicense,
+)
+from registration.flows.upload import upload_license
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +71,6 @@ ROUTES: dict[str, Route] = {
     "registration:upload": Route(Access.MANAGER, POST),
     "registration:challenge": Route(Access.MANAGER, POST),
     "registration:code": Route(Access.MANAGER, POST),
-    "registration:qr": Route(Access.MANAGER, GET, {"pk": 1}),
     "registration:version": Route(Access.MANAGER, GET),
     "registration:license_request": Route(Access.MANAGER, BOTH),
     "reports": Route(Access.LOGIN, GET),
@@ -249,19 +256,19 @@ def test_token_endpoints_are_csrf_exempt_and_read_only(manager, name):
 
 
 def unbind_url(binding: Binding) -> str:
-    return reverse("admin:registration_binding_unbind", args=[binding.pk])
+    return reverse("admin:authority_binding_unbind", args=[binding.pk])
 
 
 def revoke_url(issued: IssuedLicense) -> str:
-    return reverse("admin:registration_issuedlicense_revoke", args=[issued.pk])
+    return reverse("admin:authority_issuedlicense_revoke", args=[issued.pk])
 
 
 def bind(issue) -> Binding:
     """Issue a license, upload it here and let the phone page bind it."""
     lic, text = issue()
-    result = flows.upload_license(text.encode(), "container")
+    result = upload_license(text.encode(), "container")
     assert result.accepted, result.validation.codes
-    assert authority.verify_for_phone(result.challenge.token, now=clock.now()).ok
+    assert verify_for_phone(result.challenge.token, now=clock.now()).ok
     return Binding.objects.get(license__license_id=lic.license_id)
 
 
@@ -279,7 +286,7 @@ def viewer(django_user_model) -> Client:
 
 def test_seeing_bindings_is_not_the_right_to_unbind_or_revoke(viewer, issue, frozen_clock):
     binding = bind(issue)
-    assert viewer.get(reverse("admin:registration_binding_changelist")).status_code == 200
+    assert viewer.get(reverse("admin:authority_binding_changelist")).status_code == 200
 
     for target in (unbind_url(binding), revoke_url(binding.license)):
         assert viewer.get(target).status_code == 403, target

@@ -10,17 +10,16 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from registration import flows
-from registration.causes import AUTH_METHOD_CONTAINER
-from registration.models import (
+from registration.authority.models import (
     AuditAction,
     AuditEvent,
     Binding,
     BindingState,
-    Challenge,
-    Installation,
     IssuedLicense,
 )
+from registration.flows.upload import upload_license
+from registration.models import Installation, QrChallenge
+from registration.protocol.causes import AUTH_METHOD_CONTAINER
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +47,7 @@ def support_client(support) -> Client:
 
 def upload(text: str) -> str:
     """Upload a license on this installation and return the QR token it issued."""
-    result = flows.upload_license(text.encode("ascii"), AUTH_METHOD_CONTAINER)
+    result = upload_license(text.encode("ascii"), AUTH_METHOD_CONTAINER)
     assert result.accepted, result.validation.codes
     return result.challenge.token
 
@@ -69,11 +68,11 @@ def bound(issue, frozen_clock):
 
 
 def unbind_url(binding: Binding) -> str:
-    return reverse("admin:registration_binding_unbind", args=[binding.pk])
+    return reverse("admin:authority_binding_unbind", args=[binding.pk])
 
 
 def revoke_url(issued: IssuedLicense) -> str:
-    return reverse("admin:registration_issuedlicense_revoke", args=[issued.pk])
+    return reverse("admin:authority_issuedlicense_revoke", args=[issued.pk])
 
 
 def audit_entries(action: AuditAction):
@@ -90,11 +89,11 @@ def test_support_group_has_exactly_the_intended_permissions():
         for p in group.permissions.select_related("content_type")
     }
     assert granted == {
-        "registration.view_issuedlicense",
-        "registration.revoke_issuedlicense",
-        "registration.view_binding",
-        "registration.unbind_binding",
-        "registration.view_auditevent",
+        "authority.view_issuedlicense",
+        "authority.revoke_issuedlicense",
+        "authority.view_binding",
+        "authority.unbind_binding",
+        "authority.view_auditevent",
     }
 
 
@@ -104,7 +103,7 @@ def test_support_group_has_exactly_the_intended_permissions():
 def test_support_staff_list_and_search_issued_licenses(support_client, issue):
     acme, _ = issue(company="Acme Ltd", project_name="Reports")
     other, _ = issue(company="Globex Corp", project_name="Dashboards")
-    url = reverse("admin:registration_issuedlicense_changelist")
+    url = reverse("admin:authority_issuedlicense_changelist")
 
     listing = support_client.get(url)
     assert listing.status_code == 200
@@ -124,11 +123,11 @@ def test_support_staff_list_and_search_issued_licenses(support_client, issue):
 def test_issued_licenses_are_read_only_for_support_staff(support_client, issue):
     lic, _ = issue()
     issued = IssuedLicense.objects.get(license_id=lic.license_id)
-    change_url = reverse("admin:registration_issuedlicense_change", args=[issued.pk])
+    change_url = reverse("admin:authority_issuedlicense_change", args=[issued.pk])
 
-    assert support_client.get(reverse("admin:registration_issuedlicense_add")).status_code == 403
+    assert support_client.get(reverse("admin:authority_issuedlicense_add")).status_code == 403
     assert support_client.post(change_url, {"company": "Evil"}).status_code == 403
-    delete_url = reverse("admin:registration_issuedlicense_delete", args=[issued.pk])
+    delete_url = reverse("admin:authority_issuedlicense_delete", args=[issued.pk])
     assert support_client.post(delete_url, {"post": "yes"}).status_code == 403
     issued.refresh_from_db()
     assert issued.company == "Acme Ltd"
@@ -138,7 +137,7 @@ def test_issued_licenses_are_read_only_for_support_staff(support_client, issue):
 
 def test_support_staff_list_and_search_bindings(support_client, bound, issue):
     lic, _, _, binding = bound
-    url = reverse("admin:registration_binding_changelist")
+    url = reverse("admin:authority_binding_changelist")
 
     listing = support_client.get(url)
     assert listing.status_code == 200
@@ -176,7 +175,7 @@ def test_unbind_with_reason_unbinds_and_writes_one_audit_entry(support_client, s
     response = support_client.post(unbind_url(binding), {"reason": "  Customer moved servers  "})
 
     assert response.status_code == 302
-    assert response.url == reverse("admin:registration_binding_changelist")
+    assert response.url == reverse("admin:authority_binding_changelist")
     binding.refresh_from_db()
     assert binding.state == BindingState.UNBOUND
     assert binding.unbound_by == support
@@ -226,7 +225,7 @@ def test_unbinding_twice_writes_no_second_entry(support_client, bound):
 
 def test_unbind_of_unknown_binding_is_404(support_client):
     for object_id in ("999999", "not-a-number"):
-        url = reverse("admin:registration_binding_unbind", args=[object_id])
+        url = reverse("admin:authority_binding_unbind", args=[object_id])
         assert support_client.get(url).status_code == 404
 
 
@@ -338,7 +337,7 @@ def test_staff_without_the_group_gets_403(staff_client, bound):
         assert staff_client.get(url).status_code == 403, url
         assert staff_client.post(url, {"reason": "because"}).status_code == 403, url
     for name in ("binding", "issuedlicense", "auditevent"):
-        changelist = reverse(f"admin:registration_{name}_changelist")
+        changelist = reverse(f"admin:authority_{name}_changelist")
         assert staff_client.get(changelist).status_code == 403, name
     binding.refresh_from_db()
     issued.refresh_from_db()
@@ -357,7 +356,7 @@ def test_anonymous_is_sent_to_login(client, bound):
 
 
 def test_support_staff_cannot_see_customer_side_rows(support_client, bound):
-    for name in ("installation", "installedlicense", "challenge", "nodelease"):
+    for name in ("installation", "installedlicense", "qrchallenge", "nodelease"):
         url = reverse(f"admin:registration_{name}_changelist")
         assert support_client.get(url).status_code == 403, name
 
@@ -370,12 +369,12 @@ def test_customer_side_is_read_only_for_superusers(admin_client, bound):
     assert admin_client.post(change_url, {"failed_attempts": "0"}).status_code == 403
     delete_url = reverse("admin:registration_installation_delete", args=[installation.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
-    assert admin_client.get(reverse("admin:registration_challenge_add")).status_code == 403
+    assert admin_client.get(reverse("admin:registration_qrchallenge_add")).status_code == 403
 
 
 def test_challenge_key_and_token_are_never_shown(admin_client, bound):
-    challenge = Challenge.objects.get()
-    url = reverse("admin:registration_challenge_change", args=[challenge.pk])
+    challenge = QrChallenge.objects.get()
+    url = reverse("admin:registration_qrchallenge_change", args=[challenge.pk])
 
     response = admin_client.get(url)
 
@@ -391,7 +390,7 @@ def test_challenge_key_and_token_are_never_shown(admin_client, bound):
 
 def test_audit_log_is_listed_and_filtered_for_support_staff(support_client, bound):
     binding = bound[3]
-    url = reverse("admin:registration_auditevent_changelist")
+    url = reverse("admin:authority_auditevent_changelist")
 
     shown = support_client.get(url, {"action__exact": AuditAction.CODE_SHOWN})
     assert shown.status_code == 200
@@ -403,14 +402,14 @@ def test_audit_log_is_listed_and_filtered_for_support_staff(support_client, boun
 
 def test_audit_log_cannot_be_changed_or_deleted_even_by_a_superuser(admin_client, bound):
     entry = AuditEvent.objects.filter(action=AuditAction.CODE_SHOWN).get()
-    change_url = reverse("admin:registration_auditevent_change", args=[entry.pk])
-    delete_url = reverse("admin:registration_auditevent_delete", args=[entry.pk])
-    changelist = reverse("admin:registration_auditevent_changelist")
+    change_url = reverse("admin:authority_auditevent_change", args=[entry.pk])
+    delete_url = reverse("admin:authority_auditevent_delete", args=[entry.pk])
+    changelist = reverse("admin:authority_auditevent_changelist")
 
     assert admin_client.get(change_url).status_code == 200
     assert admin_client.post(change_url, {"action": "unbind"}).status_code == 403
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
-    assert admin_client.get(reverse("admin:registration_auditevent_add")).status_code == 403
+    assert admin_client.get(reverse("admin:authority_auditevent_add")).status_code == 403
     bulk = admin_client.post(
         changelist, {"action": "delete_selected", "_selected_action": [entry.pk], "post": "yes"}
     )

@@ -9,7 +9,8 @@ import pytest
 from django.conf import settings
 
 from registration import clock
-from registration.causes import Cause, CauseCode, NodeClock, validate
+from registration.protocol.validity import valid_until
+from registration.protocol.causes import Cause, CauseCode, NodeClock, validate
 from tests.conftest import make_license
 
 EXHAUSTED_LINE = (
@@ -171,14 +172,14 @@ def test_every_cause_at_once(check):
 
 def test_expiry_edge_uses_the_end_of_the_day_utc(check):
     lic = make_license(expires_at=date(2027, 1, 31))
-    assert lic.valid_until == datetime(2027, 2, 1, tzinfo=UTC)
+    assert valid_until(lic.expires_at) == datetime(2027, 2, 1, tzinfo=UTC)
 
-    last_second = lic.valid_until - timedelta(seconds=1)
+    last_second = valid_until(lic.expires_at) - timedelta(seconds=1)
     assert last_second == datetime(2027, 1, 31, 23, 59, 59, tzinfo=UTC)
     assert check(lic, now=last_second).accepted
     assert check(lic, now=last_second + timedelta(microseconds=999_999)).accepted
 
-    result = check(lic, now=lic.valid_until)
+    result = check(lic, now=valid_until(lic.expires_at))
     assert result.codes == ["license_expired"]
     assert result.causes[0].details == ("Expiration date: 2027/01/31",)
 
@@ -232,7 +233,7 @@ def test_license_content_incorrect_has_no_details_and_logs_the_reason(sign, capl
     from tests.conftest import local_facts
 
     text = sign(make_license()).replace("\n", "\nGarbage!\n", 1)
-    with caplog.at_level(logging.WARNING, logger="registration.causes"):
+    with caplog.at_level(logging.WARNING, logger="registration.protocol.causes"):
         result = validate(
             text.encode("ascii"),
             "container",
@@ -246,7 +247,7 @@ def test_license_content_incorrect_has_no_details_and_logs_the_reason(sign, capl
     assert result.causes[0].title == "License content is incorrect"
     assert result.causes[0].details == ()
     assert result.codes == ["license_content_incorrect"]
-    assert [r.getMessage() for r in caplog.records if r.name == "registration.causes"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "registration.protocol.causes"] == [
         "License refused as incorrect: armor body has a character outside base64"
     ]
 
@@ -255,7 +256,7 @@ def test_a_refused_file_gets_no_other_cause_even_if_facts_are_off(sign, caplog):
     from tests.conftest import local_facts
 
     facts = local_facts(app_version="1.0", live_nodes=99, build_date=date(2000, 1, 1))
-    with caplog.at_level(logging.WARNING, logger="registration.causes"):
+    with caplog.at_level(logging.WARNING, logger="registration.protocol.causes"):
         result = validate(
             b"not a license",
             "container",

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from registration import challenge as ch
-from registration.keys import load_authority_key
+from registration.protocol import challenge as ch
+from registration.protocol.keys import load_authority_key
 from registration.qr import MAX_QR_VERSION, qr_png
 from tests.conftest import KID
 
@@ -370,7 +370,7 @@ def test_key_derivation_is_hkdf_sha256_salted_with_the_license_secret(kid):
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    from registration.challenge import KDF_INFO, derive_key
+    from registration.protocol.challenge import KDF_INFO, derive_key
 
     shared, server_public, authority_public = bytes(range(32)), b"S" * 32, b"A" * 32
     info = KDF_INFO + server_public + authority_public + kid.encode("ascii")

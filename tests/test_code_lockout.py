@@ -10,11 +10,16 @@ import pytest
 from django.db import DatabaseError
 from django.urls import reverse
 
-from registration import audit, authority, clock, flows
-from registration.challenge import Purpose, authority_key, code_for, decode_token
-from registration.keys import load_authority_key
-from registration.license import license_secret
-from registration.models import AuditAction, AuditEvent, Challenge, ChallengeState
+from registration import clock
+from registration.authority.binding import verify_for_phone
+from registration.flows.challenge import refresh_challenge
+from registration.flows.code import Outcome, lockout_minutes, submit_code
+from registration.flows.upload import upload_license
+from registration.installation import get_installation
+from registration.models import AuditAction, AuditEvent, ChallengeState, QrChallenge
+from registration.protocol.challenge import Purpose, authority_key, code_for, decode_token
+from registration.protocol.keys import load_authority_key
+from registration.protocol.license import license_secret
 from tests.conftest import KID, START
 
 pytestmark = pytest.mark.django_db
@@ -35,17 +40,17 @@ def generous_rate_limit(settings):
 def registered_license(frozen_clock, issue):
     """A license uploaded at START, with its first challenge open."""
     _, text = issue()
-    result = flows.upload_license(text.encode(), "container")
+    result = upload_license(text.encode(), "container")
     assert result.accepted
     return result
 
 
-def open_challenge() -> Challenge:
-    return Challenge.objects.get(state=ChallengeState.OPEN)
+def open_challenge() -> QrChallenge:
+    return QrChallenge.objects.get(state=ChallengeState.OPEN)
 
 
 def right_code() -> str:
-    result = authority.verify_for_phone(open_challenge().token, now=clock.now())
+    result = verify_for_phone(open_challenge().token, now=clock.now())
     assert result.ok, result.problems
     return result.code
 
@@ -55,7 +60,7 @@ def wrong_code() -> str:
 
 
 def failed_attempts() -> int:
-    return flows.get_installation().failed_attempts
+    return get_installation().failed_attempts
 
 
 def submit(client, code: str):
@@ -95,7 +100,7 @@ def test_spaces_are_trimmed(manager_client, registered_license):
     status, _ = submit(manager_client, f" {code[:3]} {code[3:]} ")
 
     assert status == 302
-    assert flows.get_installation().state == "registered"
+    assert get_installation().state == "registered"
 
 
 def test_wrong_codes_count_down_then_lock(manager_client, registered_license):
@@ -110,7 +115,7 @@ def test_wrong_codes_count_down_then_lock(manager_client, registered_license):
 
     assert status == 429
     assert "Locked until 12:15:00" in body
-    installation = flows.get_installation()
+    installation = get_installation()
     assert installation.failed_attempts == 5
     assert installation.locked_until == START + timedelta(minutes=15)
     assert installation.lock_count == 1
@@ -123,7 +128,7 @@ def test_correct_code_at_4_59_is_accepted(manager_client, registered_license, fr
     status, _ = submit(manager_client, code)
 
     assert status == 302
-    assert flows.get_installation().state == "registered"
+    assert get_installation().state == "registered"
 
 
 def test_correct_code_at_5_00_is_expired_and_not_an_attempt(
@@ -136,7 +141,7 @@ def test_correct_code_at_5_00_is_expired_and_not_an_attempt(
 
     assert status == 410
     assert "The QR code has expired. Click Refresh and scan the new one." in body
-    assert flows.get_installation().state == "unregistered"
+    assert get_installation().state == "unregistered"
     assert failed_attempts() == 0
 
 
@@ -166,13 +171,13 @@ def test_lock_for_15_minutes_then_the_right_code_works(
 
     assert status == 429
     assert "Submissions are locked until 12:15:00 UTC (server time)." in body
-    assert flows.get_installation().state == "unregistered"
+    assert get_installation().state == "unregistered"
     frozen_clock.set(START + timedelta(minutes=15))
 
     status, _ = submit(manager_client, code)
 
     assert status == 302
-    installation = flows.get_installation()
+    installation = get_installation()
     assert installation.state == "registered"
     assert (installation.failed_attempts, installation.lock_count) == (0, 0)
     assert installation.locked_until is None
@@ -189,7 +194,7 @@ def test_locked_submissions_are_not_checked(manager_client, registered_license, 
 
     assert failed_attempts() == 5
     assert AuditEvent.objects.filter(action__in=["code_refused", "locked"]).count() == refusals
-    assert flows.get_installation().locked_until == START + timedelta(minutes=15)
+    assert get_installation().locked_until == START + timedelta(minutes=15)
 
 
 def test_a_new_qr_neither_unlocks_nor_resets_the_counter(
@@ -224,35 +229,33 @@ def test_success_resets_the_counter(manager_client, registered_license, frozen_c
 
 def test_lock_minutes_double_up_to_the_cap(settings):
     assert settings.LOCKOUT_MAX_MINUTES == 1440
-    schedule = [flows.lock_minutes(n) for n in range(10)]
+    schedule = [lockout_minutes(n) for n in range(10)]
 
     assert schedule == [15, 30, 60, 120, 240, 480, 960, 1440, 1440, 1440]
-    assert flows.lock_minutes(10_000) == 1440
+    assert lockout_minutes(10_000) == 1440
 
 
 def test_each_further_lock_lasts_twice_as_long_until_a_success(registered_license, frozen_clock):
     durations = []
     for _ in range(9):
-        flows.refresh_challenge()
+        refresh_challenge()
         wrong = wrong_code()
-        results = [flows.submit_code(wrong) for _ in range(5)]
-        assert [r.outcome for r in results] == [flows.Outcome.WRONG] * 4 + [
-            flows.Outcome.WRONG_AND_LOCKED
-        ]
+        results = [submit_code(wrong) for _ in range(5)]
+        assert [r.outcome for r in results] == [Outcome.WRONG] * 4 + [Outcome.WRONG_AND_LOCKED]
         locked_until = results[-1].locked_until
         durations.append(int((locked_until - clock.now()).total_seconds() // 60))
         # One second before the end it still holds; at the end it is lifted.
         frozen_clock.set(locked_until - timedelta(seconds=1))
-        assert flows.submit_code(wrong).outcome == flows.Outcome.LOCKED
+        assert submit_code(wrong).outcome == Outcome.LOCKED
         frozen_clock.set(locked_until)
 
     assert durations == [15, 30, 60, 120, 240, 480, 960, 1440, 1440]
-    flows.refresh_challenge()
-    assert flows.submit_code(right_code()).outcome == flows.Outcome.ACCEPTED
-    assert flows.get_installation().lock_count == 0
-    flows.refresh_challenge()
+    refresh_challenge()
+    assert submit_code(right_code()).outcome == Outcome.ACCEPTED
+    assert get_installation().lock_count == 0
+    refresh_challenge()
     for _ in range(5):
-        last = flows.submit_code(wrong_code())
+        last = submit_code(wrong_code())
     assert last.locked_until - clock.now() == timedelta(minutes=15)
 
 
@@ -285,14 +288,14 @@ def test_code_for_another_challenge_purpose_or_installation_is_refused(
 def test_a_failed_audit_write_after_the_comparison_still_counts(
     manager_client, registered_license, monkeypatch
 ):
-    real_record = audit.record
+    real_record = AuditEvent.record
 
     def failing_record(action, **kwargs):
         if action in (AuditAction.CODE_REFUSED, AuditAction.LOCKED):
             raise DatabaseError("audit table unavailable")
         return real_record(action, **kwargs)
 
-    monkeypatch.setattr(audit, "record", failing_record)
+    monkeypatch.setattr(AuditEvent, "record", failing_record)
     wrong = wrong_code()
 
     status, body = submit(manager_client, wrong)
@@ -303,7 +306,7 @@ def test_a_failed_audit_write_after_the_comparison_still_counts(
     for _ in range(4):
         status, body = submit(manager_client, wrong)
     assert status == 429
-    installation = flows.get_installation()
+    installation = get_installation()
     assert installation.failed_attempts == 5
     assert installation.locked_until == START + timedelta(minutes=15)
     assert not AuditEvent.objects.filter(action__in=["code_refused", "locked"]).exists()

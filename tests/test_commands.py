@@ -15,8 +15,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from licserver.env import envkeys
-from registration.license import verify_license
-from registration.models import IssuedLicense
+from registration.authority.models import IssuedLicense
+from registration.protocol.license import verify_license
 from tests.conftest import START
 
 KEY_FILES = ("k1.ed25519.pem", "k1.ed25519.pub", "k1.x25519.pem", "k1.x25519.pub")

@@ -11,8 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from registration import authority, clock, flows
-from registration.models import AuditAction, AuditEvent, Binding, Challenge, ChallengeState
+from registration import clock
+from registration.authority.binding import verify_for_phone
+from registration.authority.models import Binding
+from registration.flows.challenge import refresh_challenge
+from registration.flows.code import Outcome, submit_code
+from registration.flows.upload import upload_license
+from registration.installation import get_installation
+from registration.models import AuditAction, AuditEvent, ChallengeState, QrChallenge
 from tests.conftest import needs_postgres
 from tests.test_phone import crafted_token
 
@@ -37,15 +43,15 @@ def in_threads(count: int, work: Callable[[int], object]) -> list[object]:
 
 
 @pytest.fixture
-def uploaded(frozen_clock, issue) -> Challenge:
+def uploaded(frozen_clock, issue) -> QrChallenge:
     _, text = issue()
-    result = flows.upload_license(text.encode(), "container")
+    result = upload_license(text.encode(), "container")
     assert result.accepted
     return result.challenge
 
 
-def right_code(challenge: Challenge) -> str:
-    result = authority.verify_for_phone(challenge.token, now=clock.now())
+def right_code(challenge: QrChallenge) -> str:
+    result = verify_for_phone(challenge.token, now=clock.now())
     assert result.ok
     return result.code
 
@@ -53,18 +59,18 @@ def right_code(challenge: Challenge) -> str:
 def test_fifty_parallel_wrong_codes_check_at_most_five(uploaded):
     wrong = f"{(int(right_code(uploaded)) + 1) % 1_000_000:06d}"
 
-    results = in_threads(50, lambda _i: flows.submit_code(wrong).outcome)
+    results = in_threads(50, lambda _i: submit_code(wrong).outcome)
 
     outcomes = Counter(results)
     assert outcomes == {
-        flows.Outcome.WRONG: 4,
-        flows.Outcome.WRONG_AND_LOCKED: 1,
-        flows.Outcome.LOCKED: 45,
+        Outcome.WRONG: 4,
+        Outcome.WRONG_AND_LOCKED: 1,
+        Outcome.LOCKED: 45,
     }
     refusals = AuditEvent.objects.filter(action__in=[AuditAction.CODE_REFUSED, AuditAction.LOCKED])
     assert refusals.count() == 5
     assert refusals.filter(action=AuditAction.LOCKED).count() == 1
-    installation = flows.get_installation()
+    installation = get_installation()
     assert installation.failed_attempts == 5
     assert installation.lock_count == 1
     assert installation.locked_until is not None
@@ -73,12 +79,12 @@ def test_fifty_parallel_wrong_codes_check_at_most_five(uploaded):
 def test_the_right_code_from_ten_threads_is_accepted_once(uploaded):
     code = right_code(uploaded)
 
-    results = in_threads(10, lambda _i: flows.submit_code(code).outcome)
+    results = in_threads(10, lambda _i: submit_code(code).outcome)
 
-    assert Counter(results) == {flows.Outcome.ACCEPTED: 1, flows.Outcome.NO_CHALLENGE: 9}
+    assert Counter(results) == {Outcome.ACCEPTED: 1, Outcome.NO_CHALLENGE: 9}
     assert AuditEvent.objects.filter(action=AuditAction.CODE_ACCEPTED).count() == 1
-    assert Challenge.objects.get(pk=uploaded.pk).state == ChallengeState.CONSUMED
-    assert flows.get_installation().failed_attempts == 0
+    assert QrChallenge.objects.get(pk=uploaded.pk).state == ChallengeState.CONSUMED
+    assert get_installation().failed_attempts == 0
 
 
 def test_two_first_scans_from_two_installations_bind_once(frozen_clock, issue):
@@ -86,7 +92,7 @@ def test_two_first_scans_from_two_installations_bind_once(frozen_clock, issue):
     tokens = [crafted_token(lic.license_id, installation_id=uuid.uuid4()) for _ in range(2)]
 
     def scan(index: int) -> tuple[bool, tuple[str, ...]]:
-        result = authority.verify_for_phone(tokens[index], now=clock.now())
+        result = verify_for_phone(tokens[index], now=clock.now())
         return result.ok, tuple(p.title for p in result.problems)
 
     results = in_threads(2, scan)
@@ -102,11 +108,11 @@ def test_refresh_racing_a_submission_leaves_one_open_challenge(uploaded):
     code = right_code(uploaded)
 
     def work(index: int) -> object:
-        return flows.refresh_challenge() if index % 2 else flows.submit_code(code).outcome
+        return refresh_challenge() if index % 2 else submit_code(code).outcome
 
     results = in_threads(8, work)
 
     # Never two open challenges (the partial unique index would have raised), and the
     # one right code is accepted at most once, only while its challenge was still open.
-    assert Challenge.objects.filter(state=ChallengeState.OPEN).count() == 1
-    assert results[::2].count(flows.Outcome.ACCEPTED) <= 1
+    assert QrChallenge.objects.filter(state=ChallengeState.OPEN).count() == 1
+    assert results[::2].count(Outcome.ACCEPTED) <= 1

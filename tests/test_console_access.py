@@ -7,7 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import get_resolver, reverse
 
-from registration import flows
+from registration.flows.challenge import refresh_challenge
+from registration.flows.upload import upload_license
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def url(name: str, kwargs: dict) -> str:
 def challenge_pk(frozen_clock, issue) -> int:
     """An open challenge, so the QR image URL exists."""
     _, text = issue()
-    result = flows.upload_license(text.encode(), "container")
+    result = upload_license(text.encode(), "container")
     assert result.accepted
     return result.challenge.pk
 
@@ -119,7 +120,7 @@ def test_superuser_has_access_without_an_explicit_permission(django_user_model, 
 
 def test_qr_of_a_closed_or_unknown_challenge_is_404(manager_client: Client, challenge_pk):
     assert manager_client.get(url("qr", {"pk": challenge_pk + 1})).status_code == 404
-    flows.refresh_challenge()  # supersedes challenge_pk
+    refresh_challenge()  # supersedes challenge_pk
 
     assert manager_client.get(url("qr", {"pk": challenge_pk})).status_code == 404
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from registration.keys import generate_key_pair_files
+from registration.protocol.keys import generate_key_pair_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"

@@ -13,7 +13,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.views import View
 
-from registration import nodes, status
+from registration import status
+from registration.cluster import admission
 from registration.gate import (
     GateState,
     RegistrationRequiredMixin,
@@ -247,8 +248,8 @@ def test_not_admitted_reason(
 ):
     register(django_capture_on_commit_callbacks, issue, max_nodes=2)
     # What the node's start-up records when the cluster's seats are all taken.
-    monkeypatch.setattr(nodes.local_admission, "admitted", False)
-    monkeypatch.setattr(nodes.local_admission, "seat_holders", ("node-b", "node-c"))
+    monkeypatch.setattr(admission.local, "admitted", False)
+    monkeypatch.setattr(admission.local, "seat_holders", ("node-b", "node-c"))
     # Called directly: over HTTP the node's admission middleware answers first.
     request = RequestFactory().get(REPORTS)
     request.user = manager
@@ -423,4 +424,4 @@ def test_state_codes_are_stable():
         "locked",
         "not_admitted",
     ]
-    assert {str(RegistrationState.EXPIRED_RESTART)} <= {str(s) for s in GateState}
+    assert {str(RegistrationState.EXPIRED_DUE_TO_RESTART)} <= {str(s) for s in GateState}

@@ -19,9 +19,12 @@ from django.test.utils import override_settings
 from django.urls import reverse
 from django.utils import translation
 
-from registration import authority, clock, flows, status
-from registration.causes import AUTH_METHOD_CONTAINER, TITLES, NodeClock, check_license
-from registration.models import Challenge, ChallengeState, RegistrationState
+from registration import clock, status
+from registration.authority.models import IssuedLicense
+from registration.authority.support import revoke
+from registration.flows.upload import upload_license
+from registration.models import ChallengeState, Installation, QrChallenge, RegistrationState
+from registration.protocol.causes import AUTH_METHOD_CONTAINER, TITLES, NodeClock, check_license
 from tests.conftest import START, local_facts, make_license
 from tests.gate_steps import register
 
@@ -131,7 +134,7 @@ def test_registration_page_failure_panel_with_causes_and_details(
 @pytest.mark.parametrize("lang", LANGS)
 def test_registration_page_with_its_qr_code(lang, manager_client, frozen_clock, issue):
     _, text = issue()
-    flows.upload_license(text.encode(), AUTH_METHOD_CONTAINER)
+    upload_license(text.encode(), AUTH_METHOD_CONTAINER)
 
     body = get(manager_client, REGISTRATION, lang).content.decode()
 
@@ -180,11 +183,11 @@ def test_license_request_errors(lang, manager_client, frozen_clock):
     )
 
 
-def _open_challenge(issue) -> Challenge:
+def _open_challenge(issue) -> QrChallenge:
     _, text = issue()
-    result = flows.upload_license(text.encode(), AUTH_METHOD_CONTAINER)
+    result = upload_license(text.encode(), AUTH_METHOD_CONTAINER)
     assert result.accepted
-    return Challenge.objects.get(state=ChallengeState.OPEN)
+    return QrChallenge.objects.get(state=ChallengeState.OPEN)
 
 
 @pytest.mark.django_db
@@ -224,8 +227,8 @@ def test_phone_page_with_a_problem(lang, client, frozen_clock, issue):
 @pytest.mark.parametrize("lang", LANGS)
 def test_phone_page_binding_refused(lang, client, frozen_clock, issue):
     challenge = _open_challenge(issue)
-    issued = authority.IssuedLicense.objects.get()
-    authority.revoke(issued.pk, actor=None, reason="contract ended", now=clock.now())
+    issued = IssuedLicense.objects.get()
+    revoke(issued.pk, actor=None, reason="contract ended", now=clock.now())
 
     response = get(client, reverse("phone:verify", kwargs={"token": challenge.token}), lang)
 
@@ -244,7 +247,7 @@ def test_restart_reminder_modal(
     lang, manager_client, frozen_clock, issue, django_capture_on_commit_callbacks
 ):
     register(django_capture_on_commit_callbacks, issue)
-    flows.Installation.objects.update(state=RegistrationState.EXPIRED_RESTART)
+    Installation.objects.update(state=RegistrationState.EXPIRED_DUE_TO_RESTART)
     status.invalidate()
 
     body = get(manager_client, VERSION, lang).content.decode()
@@ -291,7 +294,7 @@ def test_error_page(lang, client):
 def test_admin_labels_of_our_models(lang, admin_client, issue):
     issue(company="Acme Ltd")
 
-    body = get(admin_client, reverse("admin:registration_issuedlicense_changelist"), lang)
+    body = get(admin_client, reverse("admin:authority_issuedlicense_changelist"), lang)
 
     assert_language(
         body.content.decode(),
@@ -565,13 +568,13 @@ def test_expiry_warning_in_chinese(
 @pytest.fixture
 def not_admitted():
     """This node lost its seat to node-b: every page answers License Exhausted."""
-    from registration import nodes
+    from registration.cluster import admission
 
-    saved = (nodes.local_admission.admitted, nodes.local_admission.seat_holders)
-    nodes.local_admission.admitted = False
-    nodes.local_admission.seat_holders = ("node-b",)
+    saved = (admission.local.admitted, admission.local.seat_holders)
+    admission.local.admitted = False
+    admission.local.seat_holders = ("node-b",)
     yield
-    nodes.local_admission.admitted, nodes.local_admission.seat_holders = saved
+    admission.local.admitted, admission.local.seat_holders = saved
 
 
 @pytest.mark.django_db

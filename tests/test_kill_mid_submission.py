@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from registration.challenge import code_for, decode_token
+from registration.protocol.challenge import code_for, decode_token
 from tests.conftest import needs_postgres
 from tests.processes import (
     Browser,

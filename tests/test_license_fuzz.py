@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from registration.causes import Cause, CauseCode, validate
+from registration.protocol.causes import Cause, CauseCode, validate
 from tests.conftest import local_facts, make_license
 
 INCORRECT = (Cause(CauseCode.LICENSE_CONTENT_INCORRECT),)

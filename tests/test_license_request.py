@@ -14,7 +14,7 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
 
-from registration import flows
+from registration.facts import version_information
 from registration.license_request import LicenseRequest, build_email
 from registration.models import NodeLease
 from registration.request_forms import LicenseRequestForm, latest_contract_date
@@ -95,7 +95,7 @@ def test_the_version_facts_come_from_this_installation(settings):
     settings.PROJECT_CONTENT = "dashboards"
 
     email = build_email(
-        LicenseRequest("Acme", "P", date(2026, 1, 15)), flows.version_information(), "b@v.ex"
+        LicenseRequest("Acme", "P", date(2026, 1, 15)), version_information(), "b@v.ex"
     )
 
     assert email.subject.endswith("'s Registration for FineReport")

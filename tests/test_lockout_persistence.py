@@ -31,12 +31,16 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 HELPERS = """
 import json, os, uuid
 from datetime import datetime
-from registration import clock, flows, lifecycle, nodes
-from registration.challenge import code_for, decode_token
+from registration import clock
+from registration.protocol.challenge import code_for, decode_token
 from registration.models import Installation
+from registration.cluster import identity, lifecycle
+from registration.flows.challenge import open_challenge, refresh_challenge
+from registration.flows.code import submit_code
+from registration.flows.upload import upload_license
 
 def right_code():
-    challenge = flows.open_challenge(clock.now())
+    challenge = open_challenge(clock.now())
     proto, _mac = decode_token(challenge.token)
     return code_for(proto, bytes(challenge.key))
 
@@ -44,7 +48,7 @@ def wrong_code():
     return f"{(int(right_code()) + 1) % 1_000_000:06d}"
 
 def submit(code):
-    return str(flows.submit_code(code).outcome)
+    return str(submit_code(code).outcome)
 """
 # Freeze the clock at AT, run the step, print its result as JSON.
 RUN = """
@@ -113,15 +117,15 @@ def stored(db_path: Path) -> tuple:
 UPLOAD_AND_FAIL_FOUR = """
 def step():
     with open(os.environ["LICENSE_FILE"], "rb") as f:
-        assert flows.upload_license(f.read(), "container").accepted
+        assert upload_license(f.read(), "container").accepted
     wrong = wrong_code()
     return [submit(wrong) for _ in range(4)]
 """
 RESTART_AND_FAIL_ONCE = """
 def step():
-    state = lifecycle.start_node(nodes.NodeIdentity(nodes.this_node().name, uuid.uuid4()))
-    if flows.open_challenge(clock.now()) is None:
-        flows.refresh_challenge()
+    state = lifecycle.start_node(identity.NodeIdentity(identity.this_node().name, uuid.uuid4()))
+    if open_challenge(clock.now()) is None:
+        refresh_challenge()
     return [str(state.life), submit(wrong_code())]
 """
 RIGHT_CODE = """
@@ -130,7 +134,7 @@ def step():
 """
 NEW_QR_THEN_RIGHT_CODE = """
 def step():
-    result = flows.refresh_challenge()
+    result = refresh_challenge()
     assert result.challenge is not None, result.causes
     return submit(right_code())
 """

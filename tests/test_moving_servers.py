@@ -9,15 +9,14 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from registration import authority, clock, flows
-from registration.models import (
-    AuditAction,
-    AuditEvent,
-    Binding,
-    BindingState,
-    Challenge,
-    Installation,
-)
+from registration import clock
+from registration.authority.models import AuditAction, AuditEvent, Binding, BindingState
+from registration.authority.support import unbind
+from registration.flows.challenge import refresh_challenge
+from registration.flows.code import Outcome, submit_code
+from registration.flows.upload import upload_license
+from registration.installation import get_installation
+from registration.models import Installation, QrChallenge
 from tests.conftest import START
 from tests.test_phone import crafted_token
 
@@ -27,34 +26,34 @@ CODE_ELEMENT = re.compile(r'id="verification-code"[^>]*>([0-9]{6})<')
 FULL = "The maximum license number has been reached."
 
 
-def register_here(phone: Client) -> Challenge:
+def register_here(phone: Client) -> QrChallenge:
     """Scan the open QR code with the phone and submit its code on the console."""
-    challenge = Challenge.objects.get(state="open")
+    challenge = QrChallenge.objects.get(state="open")
     response = phone.get(reverse("phone:verify", kwargs={"token": challenge.token}))
     assert response.status_code == 200, response.content.decode()
     code = CODE_ELEMENT.search(response.content.decode()).group(1)
-    assert flows.submit_code(code).outcome == flows.Outcome.ACCEPTED
+    assert submit_code(code).outcome == Outcome.ACCEPTED
     return challenge
 
 
 def new_server() -> None:
     """A new server with a new database: this installation's rows are gone."""
-    Challenge.objects.all().delete()
+    QrChallenge.objects.all().delete()
     Installation.objects.all().delete()
 
 
 def test_second_installation_is_refused_until_unbound(client: Client, frozen_clock, issue, staff):
     lic, text = issue()
-    assert flows.upload_license(text.encode(), "container").accepted
+    assert upload_license(text.encode(), "container").accepted
     register_here(client)
-    old_installation = flows.get_installation().installation_id
+    old_installation = get_installation().installation_id
 
     frozen_clock.advance(days=3, hours=2)
     new_server()
-    assert flows.upload_license(text.encode(), "container").accepted
-    new_installation = flows.get_installation().installation_id
+    assert upload_license(text.encode(), "container").accepted
+    new_installation = get_installation().installation_id
     assert new_installation != old_installation
-    token = Challenge.objects.get(state="open").token
+    token = QrChallenge.objects.get(state="open").token
 
     refused = client.get(reverse("phone:verify", kwargs={"token": token}))
 
@@ -71,7 +70,7 @@ def test_second_installation_is_refused_until_unbound(client: Client, frozen_clo
     assert event.installation_id == new_installation
     assert event.detail["problems"] == ["bound_elsewhere"]
 
-    authority.unbind(binding.pk, actor=staff, reason="Customer moved servers", now=clock.now())
+    unbind(binding.pk, actor=staff, reason="Customer moved servers", now=clock.now())
 
     binding.refresh_from_db()
     assert binding.state == BindingState.UNBOUND
@@ -79,7 +78,7 @@ def test_second_installation_is_refused_until_unbound(client: Client, frozen_clo
     assert binding.unbound_by == staff
     assert binding.unbound_reason == "Customer moved servers"
     register_here(client)
-    assert flows.get_installation().state == "registered"
+    assert get_installation().state == "registered"
     active = Binding.objects.get(state=BindingState.ACTIVE)
     assert active.installation_id == new_installation
     assert active.first_bound == START + timedelta(days=3, hours=2)
@@ -89,13 +88,13 @@ def test_second_installation_is_refused_until_unbound(client: Client, frozen_clo
 def test_the_old_server_is_refused_after_the_license_moved(client: Client, frozen_clock, issue):
     """After the move, a scan from the first installation is the second one now."""
     lic, text = issue()
-    flows.upload_license(text.encode(), "container")
+    upload_license(text.encode(), "container")
     old_challenge = register_here(client)
     old_token_installation = old_challenge.installation.installation_id
     binding = Binding.objects.get()
-    authority.unbind(binding.pk, actor=None, reason="moved", now=clock.now())
+    unbind(binding.pk, actor=None, reason="moved", now=clock.now())
     new_server()
-    flows.upload_license(text.encode(), "container")
+    upload_license(text.encode(), "container")
     register_here(client)
 
     # The old server re-registers (say, after a restart) with its own installation id.
@@ -108,11 +107,11 @@ def test_the_old_server_is_refused_after_the_license_moved(client: Client, froze
 
 def test_the_same_installation_may_scan_again(client: Client, frozen_clock, issue):
     _, text = issue()
-    flows.upload_license(text.encode(), "container")
+    upload_license(text.encode(), "container")
     register_here(client)
     frozen_clock.advance(hours=1)
 
-    flows.refresh_challenge()  # re-register, for example after a restart
+    refresh_challenge()  # re-register, for example after a restart
     register_here(client)
 
     assert Binding.objects.count() == 1
@@ -121,13 +120,13 @@ def test_the_same_installation_may_scan_again(client: Client, frozen_clock, issu
 
 def test_unbinding_twice_changes_nothing(frozen_clock, issue, client: Client):
     _, text = issue()
-    flows.upload_license(text.encode(), "container")
+    upload_license(text.encode(), "container")
     register_here(client)
     binding = Binding.objects.get()
-    authority.unbind(binding.pk, actor=None, reason="first", now=clock.now())
+    unbind(binding.pk, actor=None, reason="first", now=clock.now())
     frozen_clock.advance(minutes=1)
 
-    again = authority.unbind(binding.pk, actor=None, reason="second", now=clock.now())
+    again = unbind(binding.pk, actor=None, reason="second", now=clock.now())
 
     assert again.unbound_reason == "first"
     assert AuditEvent.objects.filter(action=AuditAction.UNBIND).count() == 1

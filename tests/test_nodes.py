@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registration import lifecycle, nodes
-from registration.lifecycle import Life
+from registration.cluster import admission, identity, leases, lifecycle
+from registration.cluster.lifecycle import Life
 from registration.models import NodeLease
 from tests.node_steps import lease, node
 
@@ -19,7 +19,7 @@ def _lease_times(settings):
 
 
 def live_names(frozen_clock) -> set[str]:
-    return set(nodes.live_leases(frozen_clock.now()).values_list("node_name", flat=True))
+    return set(leases.live_leases(frozen_clock.now()).values_list("node_name", flat=True))
 
 
 def test_lease_is_alive_until_lease_seconds_by_the_database_clock(frozen_clock):
@@ -60,7 +60,7 @@ def test_late_heartbeat_after_expiry_starts_a_new_life_instead_of_reviving(froze
     frozen_clock.advance(seconds=30)
     state = lifecycle.heartbeat(a)
     assert state.life == Life.STARTED
-    assert state.node == nodes.successor(a)
+    assert state.node == identity.successor(a)
     old = lease(a)
     assert old.last_seen == started  # not renewed
     assert old.released_at == frozen_clock.now()  # closed as the node's previous life
@@ -87,9 +87,9 @@ def test_workers_of_one_node_share_one_lease_and_follow_its_next_life_together(f
     first = lifecycle.heartbeat(a)
     second = lifecycle.heartbeat(a)
     assert (first.life, second.life) == (Life.STARTED, Life.ATTACHED)
-    assert first.node == second.node == nodes.successor(a)
+    assert first.node == second.node == identity.successor(a)
     # A worker forked later still carries the first boot id: it finds the current life.
-    assert lifecycle.start_node(a).node == nodes.successor(a)
+    assert lifecycle.start_node(a).node == identity.successor(a)
     assert NodeLease.objects.count() == 2
 
 
@@ -111,7 +111,7 @@ def test_a_newer_life_under_the_same_name_closes_the_older_one(frozen_clock):
     assert lease(old).released_at == frozen_clock.now()
     # The older life's late heartbeat never takes the name back.
     assert lifecycle.heartbeat(old).life == Life.STALE
-    assert list(nodes.live_leases(frozen_clock.now())) == [lease(new)]
+    assert list(leases.live_leases(frozen_clock.now())) == [lease(new)]
 
 
 def test_processes_sharing_a_node_name_do_not_share_its_seat(frozen_clock):
@@ -135,8 +135,8 @@ def test_live_nodes_are_counted_by_name_and_only_when_admitted(frozen_clock, set
     lifecycle.start_node(node("node-c"), offset_seconds=9.0)
     NodeLease.objects.filter(node_name="node-c").update(admitted=False)
     now = frozen_clock.now()
-    assert nodes.live_node_count(now) == 2
-    assert [(c.name, c.offset_seconds) for c in nodes.live_node_clocks(now)] == [
+    assert leases.live_node_count(now) == 2
+    assert [(c.name, c.offset_seconds) for c in leases.live_node_clocks(now)] == [
         ("node-a", 0.0),
         ("node-b", 0.5),
     ]
@@ -145,19 +145,25 @@ def test_live_nodes_are_counted_by_name_and_only_when_admitted(frozen_clock, set
 def test_a_node_that_is_not_admitted_does_not_count_itself(frozen_clock, settings):
     settings.NODE_NAME = "node-c"
     lifecycle.start_node(node("node-a"))
-    assert nodes.live_node_count(frozen_clock.now()) == 2
-    nodes.local_admission.admitted = False
+    assert leases.live_node_count(frozen_clock.now()) == 2
+    admission.local.admitted = False
     try:
-        assert nodes.live_node_count(frozen_clock.now()) == 1
+        assert leases.live_node_count(frozen_clock.now()) == 1
     finally:
-        nodes.local_admission.admitted = True
+        admission.local.admitted = True
 
 
 def test_successor_is_the_same_for_every_worker_and_new_each_life():
     a = node("node-a")
-    assert nodes.successor(a) == nodes.successor(a)
-    assert nodes.successor(a).name == "node-a"
+    assert identity.successor(a) == identity.successor(a)
+    assert identity.successor(a).name == "node-a"
     assert (
-        len({a.boot_id, nodes.successor(a).boot_id, nodes.successor(nodes.successor(a)).boot_id})
+        len(
+            {
+                a.boot_id,
+                identity.successor(a).boot_id,
+                identity.successor(identity.successor(a)).boot_id,
+            }
+        )
         == 3
     )

@@ -12,7 +12,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from registration import flows
+from registration.flows.challenge import refresh_challenge
+from registration.flows.code import Outcome, submit_code
 from tests.gate_steps import lock, register, restart, upload, wrong_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,12 +180,12 @@ def test_metrics_count_failures_lock_and_challenges(
     _lic, text = issue()
     challenge = upload(django_capture_on_commit_callbacks, text)
     with django_capture_on_commit_callbacks(execute=True):
-        assert flows.submit_code(wrong_code(challenge)).outcome == flows.Outcome.WRONG
+        assert submit_code(wrong_code(challenge)).outcome == Outcome.WRONG
     found = samples(scrape().content.decode())
     assert found["licserver_failed_attempts"] == "1"
     assert found["licserver_lock_active"] == "0"
     with django_capture_on_commit_callbacks(execute=True):
-        flows.refresh_challenge()
+        refresh_challenge()
     assert samples(scrape().content.decode())["licserver_challenges_issued_total"] == "2"
 
 

@@ -17,9 +17,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from registration import flows, status
-from registration.causes import AUTH_METHOD_CONTAINER
-from registration.models import Challenge, ChallengeState, RegistrationState
+from registration import status
+from registration.flows.upload import upload_license
+from registration.models import ChallengeState, Installation, QrChallenge, RegistrationState
+from registration.protocol.causes import AUTH_METHOD_CONTAINER
 from tests.node_steps import register
 
 pytestmark = pytest.mark.django_db
@@ -75,10 +76,10 @@ def get_ok(client: Client, url: str, status_code: int = 200) -> str:
     return response.content.decode()
 
 
-def open_challenge(issue) -> Challenge:
+def open_challenge(issue) -> QrChallenge:
     _, text = issue()
-    assert flows.upload_license(text.encode(), AUTH_METHOD_CONTAINER).accepted
-    return Challenge.objects.get(state=ChallengeState.OPEN)
+    assert upload_license(text.encode(), AUTH_METHOD_CONTAINER).accepted
+    return QrChallenge.objects.get(state=ChallengeState.OPEN)
 
 
 # --- The pages, each in the state that shows the most of it -------------------------
@@ -147,7 +148,7 @@ def reports_page(manager_client, **_) -> str:
 
 def restart_reminder(manager_client, issue, **_) -> str:
     register(issue()[1])
-    flows.Installation.objects.update(state=RegistrationState.EXPIRED_RESTART)
+    Installation.objects.update(state=RegistrationState.EXPIRED_DUE_TO_RESTART)
     status.invalidate()
     return get_ok(manager_client, reverse("registration:version"))
 
@@ -367,7 +368,7 @@ def test_refresh_as_a_plain_form_post_shows_a_new_qr_code(csrf_client, issue, fr
     response = csrf_client.post(form[1], {"csrfmiddlewaretoken": form[2]})
 
     assert response.status_code == 302 and response["Location"] == REGISTRATION
-    new = Challenge.objects.get(state=ChallengeState.OPEN)
+    new = QrChallenge.objects.get(state=ChallengeState.OPEN)
     assert new.pk != old.pk
     page = csrf_client.get(REGISTRATION).content.decode()
     assert f'<strong id="challenge-tag">{new.tag}</strong>' in page

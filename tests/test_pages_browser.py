@@ -9,9 +9,10 @@ import pytest
 from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from registration import flows, lifecycle
-from registration.causes import AUTH_METHOD_CONTAINER
-from registration.models import Challenge, ChallengeState
+from registration.cluster import lifecycle
+from registration.flows.upload import upload_license
+from registration.models import ChallengeState, QrChallenge
+from registration.protocol.causes import AUTH_METHOD_CONTAINER
 from tests.browser import chromium, keep_screenshot, needs_chromium
 from tests.node_steps import node, register, state
 
@@ -42,10 +43,10 @@ def live(live_server, settings, frozen_clock):
     return live_server
 
 
-def open_challenge(issue, **fields) -> Challenge:
+def open_challenge(issue, **fields) -> QrChallenge:
     _, text = issue(**fields)
-    assert flows.upload_license(text.encode(), AUTH_METHOD_CONTAINER).accepted
-    return Challenge.objects.get(state=ChallengeState.OPEN)
+    assert upload_license(text.encode(), AUTH_METHOD_CONTAINER).accepted
+    return QrChallenge.objects.get(state=ChallengeState.OPEN)
 
 
 def session_cookie(user) -> str:

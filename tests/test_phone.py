@@ -12,17 +12,15 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import reverse
 
-from registration import authority, clock, flows
-from registration.challenge import Purpose, encode_token, new_challenge
-from registration.license import license_secret
-from registration.models import (
-    AuditAction,
-    AuditEvent,
-    Binding,
-    Challenge,
-    ChallengeState,
-    IssuedLicense,
-)
+from registration import clock
+from registration.authority.models import AuditAction, AuditEvent, Binding, IssuedLicense
+from registration.authority.support import revoke
+from registration.flows.code import Outcome, submit_code
+from registration.flows.upload import upload_license
+from registration.installation import get_installation
+from registration.models import ChallengeState, QrChallenge
+from registration.protocol.challenge import Purpose, encode_token, new_challenge
+from registration.protocol.license import license_secret
 from tests.conftest import KID, START, make_license
 
 pytestmark = pytest.mark.django_db
@@ -34,8 +32,8 @@ def phone_url(token: str) -> str:
     return reverse("phone:verify", kwargs={"token": token})
 
 
-def upload(text: str) -> Challenge:
-    result = flows.upload_license(text.encode(), "container")
+def upload(text: str) -> QrChallenge:
+    result = upload_license(text.encode(), "container")
     assert result.accepted, result.validation.causes
     return result.challenge
 
@@ -77,7 +75,7 @@ def test_valid_token_shows_the_code_tag_company_project_and_time_left(
     assert 'name="viewport"' in body
     assert response["Cache-Control"].startswith("max-age=0")
     # The console accepts exactly this code.
-    assert flows.submit_code(code).outcome == flows.Outcome.ACCEPTED
+    assert submit_code(code).outcome == Outcome.ACCEPTED
 
 
 def test_no_login_is_needed(client: Client, frozen_clock, issue):
@@ -169,8 +167,8 @@ def test_license_missing_from_the_registry_is_404(client: Client, frozen_clock, 
 def test_revoked_license_is_403(client: Client, frozen_clock, issue):
     lic, text = issue()
     challenge = upload(text)
-    row = authority.IssuedLicense.objects.get(license_id=lic.license_id)
-    authority.revoke(row.pk, actor=None, reason="contract ended", now=clock.now())
+    row = IssuedLicense.objects.get(license_id=lic.license_id)
+    revoke(row.pk, actor=None, reason="contract ended", now=clock.now())
 
     response = client.get(phone_url(challenge.token))
 
@@ -216,7 +214,7 @@ def test_more_nodes_than_the_license_allows_is_license_exhausted(
 def test_binding_is_recorded_then_refreshed_on_a_new_scan(client: Client, frozen_clock, issue):
     lic, text = issue(max_nodes=4)
     challenge = upload(text)
-    installation_id = flows.get_installation().installation_id
+    installation_id = get_installation().installation_id
 
     client.get(phone_url(challenge.token))
 
@@ -307,8 +305,8 @@ def test_a_reload_after_a_revoke_is_refused(client: Client, frozen_clock, issue)
     lic, text = issue()
     challenge = upload(text)
     assert client.get(phone_url(challenge.token)).status_code == 200
-    issued = authority.IssuedLicense.objects.get(license_id=lic.license_id)
-    authority.revoke(issued.pk, actor=None, reason="contract ended", now=clock.now())
+    issued = IssuedLicense.objects.get(license_id=lic.license_id)
+    revoke(issued.pk, actor=None, reason="contract ended", now=clock.now())
 
     response = client.get(phone_url(challenge.token))
 

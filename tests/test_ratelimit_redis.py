@@ -13,17 +13,17 @@ from django.core.cache import caches
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from registration import flows, status
-from registration.challenge import code_for, decode_token
+from registration import status
+from registration.authority.models import AuditAction, AuditEvent, Binding
+from registration.flows.code import Outcome, submit_code
+from registration.flows.upload import upload_license
 from registration.models import (
-    AuditAction,
-    AuditEvent,
-    Binding,
-    Challenge,
     ChallengeState,
     Installation,
+    QrChallenge,
     RegistrationState,
 )
+from registration.protocol.challenge import code_for, decode_token
 from tests.conftest import needs_redis
 
 pytestmark = [needs_redis, pytest.mark.redis, pytest.mark.django_db]
@@ -67,21 +67,21 @@ def redis_down(settings):
 
 
 @pytest.fixture
-def open_challenge(frozen_clock, issue) -> Challenge:
+def open_challenge(frozen_clock, issue) -> QrChallenge:
     """An uploaded license with its open QR challenge (uploaded while the cache is up)."""
     _lic, text = issue()
-    result = flows.upload_license(text.encode(), "container")
+    result = upload_license(text.encode(), "container")
     assert result.accepted, result.validation.codes
     return result.challenge
 
 
-def right_code(challenge: Challenge) -> str:
+def right_code(challenge: QrChallenge) -> str:
     """The code the console expects for this challenge (computed, nothing is bound)."""
     proto, _mac = decode_token(challenge.token)
     return code_for(proto, bytes(challenge.key))
 
 
-def wrong_code(challenge: Challenge) -> str:
+def wrong_code(challenge: QrChallenge) -> str:
     return f"{(int(right_code(challenge)) + 1) % 1_000_000:06d}"
 
 
@@ -142,7 +142,7 @@ def test_code_submission_fails_closed(redis_down, open_challenge, manager_client
 
     assert response.status_code in (429, 503)
     assert Installation.objects.get().state == RegistrationState.UNREGISTERED
-    assert Challenge.objects.get(pk=open_challenge.pk).state == ChallengeState.OPEN
+    assert QrChallenge.objects.get(pk=open_challenge.pk).state == ChallengeState.OPEN
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def test_the_other_limited_console_views_fail_closed(
 
     assert response.status_code in (429, 503)
     # Refresh would have superseded the open challenge had the view run.
-    assert Challenge.objects.get(pk=open_challenge.pk).state == ChallengeState.OPEN
+    assert QrChallenge.objects.get(pk=open_challenge.pk).state == ChallengeState.OPEN
 
 
 def test_the_database_lockout_holds_without_the_cache(
@@ -167,10 +167,10 @@ def test_the_database_lockout_holds_without_the_cache(
         # Commit callbacks run too: the status cache cannot be invalidated, and that
         # must not undo or hide the failure just counted.
         with django_capture_on_commit_callbacks(execute=True):
-            outcomes.append(flows.submit_code(wrong).outcome)
+            outcomes.append(submit_code(wrong).outcome)
 
-    assert outcomes == [flows.Outcome.WRONG] * 4 + [flows.Outcome.WRONG_AND_LOCKED]
-    assert flows.submit_code(right_code(open_challenge)).outcome == flows.Outcome.LOCKED
+    assert outcomes == [Outcome.WRONG] * 4 + [Outcome.WRONG_AND_LOCKED]
+    assert submit_code(right_code(open_challenge)).outcome == Outcome.LOCKED
     installation = Installation.objects.get()
     assert installation.failed_attempts == 5
     assert installation.state == RegistrationState.UNREGISTERED

@@ -8,8 +8,9 @@ from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from registration import context_processors, flows, status
-from registration.models import RegistrationState
+from registration import context_processors, status
+from registration.installation import get_installation
+from registration.models import Installation, RegistrationState
 from tests.node_steps import register
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +30,8 @@ def _registered(issue):
 
 
 def set_state(value: str) -> None:
-    installation = flows.get_installation()
-    flows.Installation.objects.filter(pk=installation.pk).update(state=value)
+    installation = get_installation()
+    Installation.objects.filter(pk=installation.pk).update(state=value)
     status.invalidate()
 
 
@@ -49,7 +50,7 @@ def staff_manager_client(django_user_model) -> Client:
 
 
 def test_console_pages_carry_the_modal_with_authenticate_after_a_restart(manager_client):
-    set_state(RegistrationState.EXPIRED_RESTART)
+    set_state(RegistrationState.EXPIRED_DUE_TO_RESTART)
     body = manager_client.get(VERSION).content.decode()
     assert has_modal(body)
     assert f'id="authenticate" href="{PAGE}"' in body
@@ -57,7 +58,7 @@ def test_console_pages_carry_the_modal_with_authenticate_after_a_restart(manager
 
 
 def test_django_admin_pages_carry_the_modal_too(staff_manager_client):
-    set_state(RegistrationState.EXPIRED_RESTART)
+    set_state(RegistrationState.EXPIRED_DUE_TO_RESTART)
     for path in (reverse("admin:index"), reverse("admin:password_change")):
         body = staff_manager_client.get(path).content.decode()
         assert has_modal(body), path
@@ -65,7 +66,7 @@ def test_django_admin_pages_carry_the_modal_too(staff_manager_client):
 
 
 def test_the_registration_page_offers_re_register_instead_of_the_modal(manager_client):
-    set_state(RegistrationState.EXPIRED_RESTART)
+    set_state(RegistrationState.EXPIRED_DUE_TO_RESTART)
     body = manager_client.get(PAGE).content.decode()
     assert not has_modal(body)
     assert 'id="re-register"' in body
@@ -78,7 +79,7 @@ def test_no_modal_unless_expired_due_to_restart(staff_manager_client, state):
 
 
 def test_users_without_the_permission_never_see_it(staff_client):
-    set_state(RegistrationState.EXPIRED_RESTART)
+    set_state(RegistrationState.EXPIRED_DUE_TO_RESTART)
     response = staff_client.get(reverse("admin:index"))
     assert response.status_code == 200
     assert not has_modal(response.content.decode())
@@ -86,7 +87,7 @@ def test_users_without_the_permission_never_see_it(staff_client):
 
 
 def test_anonymous_pages_never_show_it():
-    set_state(RegistrationState.EXPIRED_RESTART)
+    set_state(RegistrationState.EXPIRED_DUE_TO_RESTART)
     assert not has_modal(Client().get(reverse("login")).content.decode())
 
 
@@ -103,14 +104,14 @@ def test_the_usual_page_costs_one_cache_lookup_and_no_user_check(django_assert_n
     request = RequestFactory().get("/")
     request.user = Untouchable()
     with django_assert_num_queries(0):
-        assert context_processors.registration(request)["restart_reminder"] is False
+        assert context_processors.console(request)["restart_reminder"] is False
 
 
 def test_the_answer_is_kept_for_the_rest_of_the_request(manager, django_assert_num_queries):
-    set_state(RegistrationState.EXPIRED_RESTART)
+    set_state(RegistrationState.EXPIRED_DUE_TO_RESTART)
     request = RequestFactory().get("/")
     request.user = manager
-    assert context_processors.registration(request)["restart_reminder"] is True
+    assert context_processors.console(request)["restart_reminder"] is True
     cache.clear()  # a second lookup would now need the database
     with django_assert_num_queries(0):
-        assert context_processors.registration(request)["restart_reminder"] is True
+        assert context_processors.console(request)["restart_reminder"] is True

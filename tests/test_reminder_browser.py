@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from registration import lifecycle
+from registration.cluster import lifecycle
 from tests.browser import chromium, keep_screenshot, needs_chromium
 from tests.node_steps import node, register, state
 

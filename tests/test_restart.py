@@ -9,19 +9,23 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from registration import authority, clock, flows, lifecycle, nodes
-from registration.causes import CauseCode
-from registration.lifecycle import Life
+from registration import clock
+from registration.authority.binding import verify_for_phone
+from registration.cluster import admission, identity, leases, lifecycle
+from registration.cluster.lifecycle import Life
+from registration.cluster.signals import project_started
+from registration.flows.challenge import refresh_challenge
+from registration.flows.upload import upload_license
 from registration.models import (
     AuditAction,
-    Challenge,
-    ChallengePurpose,
     ChallengeState,
     Installation,
     NodeLease,
+    QrChallenge,
     RegistrationState,
 )
-from registration.signals import project_started
+from registration.protocol.causes import CauseCode
+from registration.protocol.challenge import Purpose
 from tests.conftest import needs_postgres
 from tests.node_steps import audit_count, lease, node, register, state
 
@@ -37,14 +41,14 @@ def _lease_times(settings):
 @pytest.fixture(autouse=True)
 def _admitted():
     yield
-    nodes.local_admission.admitted = True
-    nodes.local_admission.seat_holders = ()
+    admission.local.admitted = True
+    admission.local.seat_holders = ()
 
 
 @pytest.fixture
 def starts():
     """Every node life project_started announced, in order."""
-    sent: list[nodes.NodeIdentity] = []
+    sent: list[identity.NodeIdentity] = []
 
     def listen(sender, *, node, **kwargs):
         sent.append(node)
@@ -68,9 +72,9 @@ def test_single_node_restart_expires_the_registration_and_keeps_the_license(
     assert lifecycle.start_node(second).life == Life.STARTED
     assert starts == [first, second]
     installation = Installation.objects.get()
-    assert installation.state == RegistrationState.EXPIRED_RESTART
+    assert installation.state == RegistrationState.EXPIRED_DUE_TO_RESTART
     assert installation.license == license_row
-    assert audit_count(AuditAction.EXPIRED_RESTART) == 1
+    assert audit_count(AuditAction.EXPIRED_DUE_TO_RESTART) == 1
 
 
 @pytest.mark.django_db
@@ -81,7 +85,7 @@ def test_clean_stop_and_start_expires_the_registration(frozen_clock, issue):
     lifecycle.stop_node(first)
     frozen_clock.advance(seconds=1)
     lifecycle.start_node(node("node-a"))
-    assert state() == RegistrationState.EXPIRED_RESTART
+    assert state() == RegistrationState.EXPIRED_DUE_TO_RESTART
 
 
 @pytest.mark.django_db
@@ -93,7 +97,7 @@ def test_worker_recycle_or_code_reload_is_not_a_restart(frozen_clock, issue, sta
     assert lifecycle.start_node(a).life == Life.ATTACHED  # same boot id: same life
     assert starts == [a]
     assert state() == RegistrationState.REGISTERED
-    assert audit_count(AuditAction.EXPIRED_RESTART) == 0
+    assert audit_count(AuditAction.EXPIRED_DUE_TO_RESTART) == 0
 
 
 @pytest.mark.django_db
@@ -116,10 +120,10 @@ def test_all_nodes_restarted_expires_the_registration(frozen_clock, issue):
     register(issue(max_nodes=2)[1])
     frozen_clock.advance(seconds=30)  # both killed; both leases ran out
     lifecycle.start_node(node("node-a"))
-    assert state() == RegistrationState.EXPIRED_RESTART
+    assert state() == RegistrationState.EXPIRED_DUE_TO_RESTART
     lifecycle.start_node(node("node-b"))
-    assert state() == RegistrationState.EXPIRED_RESTART
-    assert audit_count(AuditAction.EXPIRED_RESTART) == 1
+    assert state() == RegistrationState.EXPIRED_DUE_TO_RESTART
+    assert audit_count(AuditAction.EXPIRED_DUE_TO_RESTART) == 1
 
 
 @pytest.mark.django_db
@@ -129,7 +133,7 @@ def test_the_previous_life_of_the_restarting_node_is_not_a_live_peer(frozen_cloc
     register(issue()[1])
     frozen_clock.advance(seconds=5)  # its lease is still young, but it is the same node
     lifecycle.start_node(node("node-a"))
-    assert state() == RegistrationState.EXPIRED_RESTART
+    assert state() == RegistrationState.EXPIRED_DUE_TO_RESTART
     assert lease(crashed).released_at == frozen_clock.now()
 
 
@@ -144,15 +148,15 @@ def test_a_node_starting_into_a_full_registered_cluster_is_not_admitted(frozen_c
     assert lease(c).admitted is False
     assert state() == RegistrationState.REGISTERED
     assert audit_count(AuditAction.NODE_REFUSED) == 1
-    assert nodes.live_node_count(frozen_clock.now()) == 2
+    assert leases.live_node_count(frozen_clock.now()) == 2
     # A seat frees when a node stops: the next node to start takes it.
     lifecycle.stop_node(_identity("node-b"))
     assert lifecycle.start_node(node("node-d")).admitted is True
 
 
-def _identity(name: str) -> nodes.NodeIdentity:
+def _identity(name: str) -> identity.NodeIdentity:
     row = NodeLease.objects.get(node_name=name, released_at__isnull=True)
-    return nodes.NodeIdentity(row.node_name, row.boot_id)
+    return identity.NodeIdentity(row.node_name, row.boot_id)
 
 
 @pytest.mark.django_db
@@ -166,15 +170,15 @@ def test_unregistered_or_expired_clusters_admit_every_node(frozen_clock, issue):
 def test_a_node_not_admitted_answers_license_exhausted_and_names_the_seat_holders(
     frozen_clock, issue, manager_client
 ):
-    nodes.local_admission.admitted = False
-    nodes.local_admission.seat_holders = ("node-a", "node-b")
+    admission.local.admitted = False
+    admission.local.seat_holders = ("node-a", "node-b")
     for path in (PAGE, "/admin/", "/accounts/login/"):
         response = manager_client.get(path)
         assert response.status_code == 503
         body = response.content.decode()
         assert "License Exhausted" in body
         assert "node-a, node-b" in body
-    nodes.local_admission.admitted = True
+    admission.local.admitted = True
     assert manager_client.get(PAGE).status_code == 200
 
 
@@ -182,8 +186,8 @@ def test_a_node_not_admitted_answers_license_exhausted_and_names_the_seat_holder
 def test_a_node_not_admitted_still_answers_health_api_and_metrics(frozen_clock, settings):
     settings.REGISTRATION_API_TOKEN = "api-token-0123456789"
     settings.METRICS_TOKEN = "metrics-token-0123456789"
-    nodes.local_admission.admitted = False
-    nodes.local_admission.seat_holders = ("node-a",)
+    admission.local.admitted = False
+    admission.local.seat_holders = ("node-a",)
     try:
         client = Client()
         assert client.get("/healthz").status_code == 200
@@ -194,7 +198,7 @@ def test_a_node_not_admitted_still_answers_health_api_and_metrics(frozen_clock, 
         assert metrics.status_code == 200
         assert client.get(PAGE).status_code == 503
     finally:
-        nodes.local_admission.admitted = True
+        admission.local.admitted = True
 
 
 @pytest.mark.django_db
@@ -209,9 +213,9 @@ def test_re_register_after_restart_issues_a_re_register_challenge(
     assert 'id="re-register"' in page
     response = manager_client.post(reverse("registration:challenge"))
     assert response.status_code == 302
-    challenge = Challenge.objects.get(state=ChallengeState.OPEN)
-    assert challenge.purpose == ChallengePurpose.RE_REGISTER
-    shown = authority.verify_for_phone(challenge.token, now=clock.now())
+    challenge = QrChallenge.objects.get(state=ChallengeState.OPEN)
+    assert challenge.purpose == Purpose.RE_REGISTER
+    shown = verify_for_phone(challenge.token, now=clock.now())
     assert shown.ok, shown.problems
     manager_client.post(reverse("registration:code"), {"code": shown.code})
     assert state() == RegistrationState.REGISTERED
@@ -227,7 +231,7 @@ def test_re_registering_with_more_live_nodes_than_the_license_is_license_exhaust
     frozen_clock.advance(seconds=30)
     lifecycle.start_node(node("node-a"))
     lifecycle.start_node(node("node-b"))
-    result = flows.refresh_challenge()
+    result = refresh_challenge()
     assert [cause.code for cause in result.causes] == [CauseCode.LICENSE_EXHAUSTED]
 
 
@@ -242,15 +246,15 @@ def test_registration_is_refused_while_a_live_node_clock_is_off_by_more_than_all
     register(text)  # exactly the limit is allowed
     b = _identity("node-b")
     lifecycle.heartbeat(b, offset_seconds=-5.1)
-    result = flows.refresh_challenge()
+    result = refresh_challenge()
     assert [cause.code for cause in result.causes] == [CauseCode.CLOCK_SKEW]
     assert result.causes[0].details == ("Node node-b: clock offset -5.1 s (at most 5 s allowed).",)
-    upload = flows.upload_license(text.encode(), "container")
+    upload = upload_license(text.encode(), "container")
     assert upload.validation.codes == ["clock_skew"]
     frozen_clock.advance(seconds=20)
     lifecycle.heartbeat(_identity("node-a"))
     frozen_clock.advance(seconds=10)  # node-b stopped renewing: its clock no longer counts
-    assert flows.refresh_challenge().causes == ()
+    assert refresh_challenge().causes == ()
 
 
 @needs_postgres
@@ -281,5 +285,5 @@ def test_n_plus_5_nodes_starting_at_once_admit_exactly_n(frozen_clock, issue):
         thread.join(timeout=30)
     assert not errors
     assert sum(results.values()) == seats - 1  # the keeper holds the first seat
-    assert len(nodes.seat_holders(frozen_clock.now())) == seats
+    assert len(leases.seat_holders(frozen_clock.now())) == seats
     assert state() == RegistrationState.REGISTERED

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from registration import lifecycle
+from registration.cluster import lifecycle
 from registration.models import InstalledLicense, NodeLease
 from tests.conftest import START
 from tests.gate_steps import lock, register, restart

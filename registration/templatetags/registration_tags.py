@@ -4,18 +4,24 @@
 {% registration_state %}                      -> "registered", "unregistered", ...
 {% current_registration as reg %}{% if reg.is_registered %}...{% endif %}
 {% license_expiry_warning %}                  -> the console's expiry warning, or nothing
+{{ day|admin_date }} {{ moment|admin_datetime }} -> 2024/02/01, 2024/02/01 22:27:45
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from django import template
 from django.conf import settings
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from registration.gate import MANAGE_PERMISSION, GateState, RegistrationValue, current_registration
+from registration.gate import GateState, RegistrationValue, current_registration
+from registration.models import MANAGE_PERMISSION
+from registration.protocol.text import format_date, format_datetime
 
 register = template.Library()
 
@@ -46,7 +52,7 @@ def license_expiry_warning(context: template.Context) -> SafeString | str:
     value = _value(context)
     if value.expires_at is None or value.days_left is None:
         return ""
-    day = value.expires_at.strftime("%Y/%m/%d")
+    day = format_date(value.expires_at)
     if value.state == GateState.LICENSE_EXPIRED:
         return format_html(
             '<p class="error" role="alert" id="expiry-warning">{}</p>',
@@ -60,3 +66,15 @@ def license_expiry_warning(context: template.Context) -> SafeString | str:
         value.days_left,
     ) % {"date": day, "n": value.days_left}
     return format_html('<p class="warning" role="status" id="expiry-warning">{}</p>', text)
+
+
+@register.filter
+def admin_date(value: date | None) -> str:
+    """Write a date as every page does: 2024/02/01."""
+    return format_date(value) if value is not None else ""
+
+
+@register.filter
+def admin_datetime(value: datetime | None) -> str:
+    """Write a time in the site's zone as every page does: 2024/02/01 22:27:45."""
+    return format_datetime(timezone.localtime(value)) if value is not None else ""

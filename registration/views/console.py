@@ -12,7 +12,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
@@ -21,35 +21,40 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from registration import clock, flows, nodes
+from registration import clock
+from registration.cluster import leases
+from registration.facts import version_information
+from registration.flows import challenge as challenges
+from registration.flows import code as codes
+from registration.flows import upload as uploads
 from registration.forms import CodeForm, LicenseUploadForm
-from registration.models import Challenge, ChallengeState, RegistrationState
+from registration.installation import get_installation
+from registration.models import MANAGE_PERMISSION, QrChallenge, RegistrationState
 from registration.net import client_address
+from registration.protocol.validity import is_expired
 from registration.qr import cached_qr_png
 from registration.views.errors import rate_limited
-
-PERMISSION = "registration.manage_registration"
 
 
 def manager_required(view):
     """Login first, then the Registration Management permission (403 without it)."""
-    return login_required(permission_required(PERMISSION, raise_exception=True)(view))
+    return login_required(permission_required(MANAGE_PERMISSION, raise_exception=True)(view))
 
 
-def _challenge_url(challenge: Challenge) -> str:
+def _challenge_url(challenge: QrChallenge) -> str:
     return f"{settings.AUTHORITY_BASE_URL}/m/{challenge.token}"
 
 
-def _qr_data_uri(challenge: Challenge) -> str:
+def _qr_data_uri(challenge: QrChallenge) -> str:
     png = cached_qr_png(_challenge_url(challenge))
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpResponse:
     """Render the Registration page with the current state and any extra context."""
-    installation = flows.get_installation()
+    installation = get_installation()
     now = clock.now()
-    challenge = flows.open_challenge(now)
+    challenge = challenges.open_challenge(now)
     locked = installation.locked_until is not None and now < installation.locked_until
     lic = installation.license
     context = {
@@ -59,7 +64,7 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         "states": RegistrationState,
         "locked": locked,
         # A registration does not outlive its license, whatever the stored state says.
-        "license_ran_out": lic is not None and lic.expires_at < now.date(),
+        "license_ran_out": lic is not None and is_expired(lic.expires_at, now),
         "now": now,
         "challenge": challenge,
         "challenge_url": _challenge_url(challenge) if challenge else "",
@@ -67,8 +72,8 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         # challenge and cached. A callable, so the template makes it only where shown.
         "qr_data_uri": partial(_qr_data_uri, challenge) if challenge else "",
         "seconds_left": int((challenge.expires_at - now).total_seconds()) if challenge else 0,
-        "nodes_used": nodes.live_node_count(now),
-        "node_leases": nodes.live_leases(now).order_by("node_name", "started_at"),
+        "nodes_used": leases.live_node_count(now),
+        "node_leases": leases.live_leases(now).order_by("node_name", "started_at"),
         "upload_form": extra.pop("upload_form", None) or LicenseUploadForm(),
         "code_form": extra.pop("code_form", None) or CodeForm(),
         "lockout_attempts": settings.LOCKOUT_MAX_ATTEMPTS,
@@ -91,7 +96,7 @@ def registration_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 @manager_required
 def version_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "registration/version.html", {"info": flows.version_information()})
+    return render(request, "registration/version.html", {"info": version_information()})
 
 
 @require_POST
@@ -105,7 +110,7 @@ def upload_license(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         status = 413 if too_large or form.has_error("license", "too_large") else 400
         return _page(request, status=status, upload_form=form, show_form=True)
-    result = flows.upload_license(
+    result = uploads.upload_license(
         form.cleaned_data["license"],
         form.cleaned_data["auth_method"],
         actor=request.user,
@@ -124,7 +129,7 @@ def upload_license(request: HttpRequest) -> HttpResponse:
 @rate_limited("challenge", "RATE_CHALLENGE")
 def refresh_challenge(request: HttpRequest) -> HttpResponse:
     try:
-        result = flows.refresh_challenge(actor=request.user)
+        result = challenges.refresh_challenge(actor=request.user)
     except LookupError:
         messages.error(request, _("Upload a license first."))
         return _page(request, status=409, show_form=True)
@@ -141,10 +146,10 @@ def submit_code(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST)
     if not form.is_valid():
         return _page(request, status=400, code_form=form)
-    result = flows.submit_code(
+    result = codes.submit_code(
         form.cleaned_data["code"], actor=request.user, client_address=client_address(request)
     )
-    outcome = flows.Outcome
+    outcome = codes.Outcome
     if result.outcome == outcome.ACCEPTED:
         messages.success(request, _("Registration successful."))
         return redirect("registration:registration")
@@ -170,15 +175,3 @@ def submit_code(request: HttpRequest) -> HttpResponse:
         return _page(request, status=409, code_form=form)
     form.add_error("code", _("The QR code has expired. Click Refresh and scan the new one."))
     return _page(request, status=410, code_form=form)
-
-
-@require_GET
-@manager_required
-def qr_image(request: HttpRequest, pk: int) -> HttpResponse:
-    challenge = Challenge.objects.filter(pk=pk, state=ChallengeState.OPEN).only("token").first()
-    if challenge is None:
-        raise Http404("No such open challenge")
-    png = cached_qr_png(_challenge_url(challenge))
-    response = HttpResponse(png, content_type="image/png")
-    add_never_cache_headers(response)  # it is the live token, as an image
-    return response

@@ -1,48 +1,21 @@
-"""Operations endpoints: /healthz for load balancers, /metrics for Prometheus.
-
-Neither is behind login or the registration gate: a health check must never be blocked
-by licensing.
-"""
+"""The console's /metrics for Prometheus (token-authenticated, outside the gate: a
+monitor must never be blocked by licensing). /healthz is licserver.health, on both sides."""
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
-from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from registration import clock, nodes, status
+from registration import clock, status
+from registration.cluster import admission
 from registration.gate import GateState, evaluate
-from registration.models import Challenge, Installation
+from registration.models import Installation, QrChallenge
 from registration.views.api import bearer_token_matches, unauthorized
 
-log = logging.getLogger(__name__)
-
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _plain(text: str, status_code: int) -> HttpResponse:
-    response = HttpResponse(text, content_type="text/plain; charset=utf-8", status=status_code)
-    add_never_cache_headers(response)
-    return response
-
-
-@csrf_exempt  # no session, nothing changes; a POST gets 405
-@require_safe
-def healthz(request: HttpRequest) -> HttpResponse:
-    """Answer 200 while the process and the database answer, 503 otherwise."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError:
-        log.warning("Health check: the database does not answer", exc_info=True)
-        return _plain("database unavailable\n", 503)
-    return _plain("ok\n", 200)
 
 
 def _gauge(name: str, help_text: str, samples: list[tuple[str, int]]) -> list[str]:
@@ -54,16 +27,16 @@ def _gauge(name: str, help_text: str, samples: list[tuple[str, int]]) -> list[st
 def metrics_text() -> str:
     """Read the registration figures from the database and format them for Prometheus."""
     now = clock.now()
-    admission = nodes.local_admission
+    seat = admission.local
     value = evaluate(
         status.snapshot(),
         now,
-        admitted=admission.admitted,
-        seat_holders=tuple(admission.seat_holders),
+        admitted=seat.admitted,
+        seat_holders=tuple(seat.seat_holders),
     )
     installation = Installation.objects.only("failed_attempts").first()
     failed = installation.failed_attempts if installation else 0
-    issued = Challenge.objects.count()
+    issued = QrChallenge.objects.count()
     lines = _gauge(
         "licserver_registration_state",
         "Registration state of this node (1 for the current state, 0 for the others).",

@@ -11,7 +11,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from registration import clock, flows, nodes
+from registration import clock
+from registration.cluster import leases
+from registration.facts import version_information
 from registration.license_request import LicenseRequest, build_email
 from registration.request_forms import LicenseRequestForm
 from registration.views.console import manager_required
@@ -24,13 +26,13 @@ TEMPLATE = "registration/license_request.html"
 @never_cache
 def license_request(request: HttpRequest) -> HttpResponse:
     now = clock.now()
-    live = nodes.live_node_count(now)
+    live = leases.live_node_count(now)
     # More than one live node: a cluster, so the number of nodes is always asked.
     multi_node = live > 1
     initial = {"max_nodes": live} if multi_node else None
     data = request.POST if request.method == "POST" else None
     form = LicenseRequestForm(data, initial=initial, now=now, multi_node=multi_node)
-    info = flows.version_information()
+    info = version_information()
     context: dict[str, object] = {"form": form, "info": info, "live_nodes": live}
     if data is None:
         return render(request, TEMPLATE, context)

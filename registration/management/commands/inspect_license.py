@@ -5,8 +5,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from registration import clock
-from registration.causes import AUTH_METHOD_LICENSE_TYPE, validate
-from registration.flows import local_facts
+from registration.facts import local_facts
+from registration.protocol.causes import AUTH_METHOD_LICENSE_TYPE, validate
 
 
 class Command(BaseCommand):

@@ -9,9 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from registration import clock, nodes, status
+from registration import clock, status
+from registration.cluster import leases
 from registration.gate import RegistrationValue, evaluate
 from registration.models import Installation
+from registration.protocol.text import format_date, format_datetime
 
 EXIT_REGISTERED = 0
 EXIT_NOT_REGISTERED = 1
@@ -24,11 +26,11 @@ def this_node_seat(now) -> tuple[bool, tuple[str, ...]]:
     A command runs in a process of its own, so the server's in-memory admission is not
     at hand; the lease the node wrote when it started says the same.
     """
-    leases = nodes.live_leases(now)
-    newest = leases.filter(node_name=settings.NODE_NAME).order_by("-started_at").first()
+    live = leases.live_leases(now)
+    newest = live.filter(node_name=settings.NODE_NAME).order_by("-started_at").first()
     if newest is None or newest.admitted:
         return True, ()
-    holders = leases.filter(admitted=True).values_list("node_name", flat=True)
+    holders = live.filter(admitted=True).values_list("node_name", flat=True)
     return False, tuple(sorted(set(holders)))
 
 
@@ -82,12 +84,12 @@ class Command(BaseCommand):
         expiry = none
         if value.expires_at is not None:
             left = value.days_left or 0
-            expiry = f"{value.expires_at:%Y/%m/%d} " + (
+            expiry = f"{format_date(value.expires_at)} " + (
                 f"({left} days left)" if left >= 0 else "(run out)"
             )
         if value.lock_active:
             assert value.locked_until is not None
-            lock = f"locked until {value.locked_until:%Y/%m/%d %H:%M:%S} UTC"
+            lock = f"locked until {format_datetime(value.locked_until)} UTC"
         else:
             lock = f"not locked ({failed_attempts} failed attempts)"
         lines = [

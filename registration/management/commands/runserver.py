@@ -17,7 +17,7 @@ from whitenoise.runserver_nostatic.management.commands.runserver import (
     Command as RunserverCommand,
 )
 
-from registration import lifecycle, nodes
+from registration.cluster import identity, lifecycle
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -30,7 +30,7 @@ class Command(RunserverCommand):
         if not outer:
             super().run(**options)
             return
-        os.environ.setdefault(nodes.BOOT_ID_ENV, str(uuid.uuid4()))
+        os.environ.setdefault(identity.BOOT_ID_ENV, str(uuid.uuid4()))
         # SIGTERM stops the server like Ctrl-C does, so the lease is released.
         signal.signal(signal.SIGTERM, _interrupt)
         try:

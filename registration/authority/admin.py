@@ -1,0 +1,247 @@
+"""Django admin for the vendor's support staff: issued licenses, bindings, the audit log.
+
+Rules, in plain words:
+- nothing here is edited through forms: licenses are issued by the issue_license command,
+  bindings are made by the verification service, and the audit log is append-only;
+- the only changes are Revoke and Unbind, each behind a confirmation page that asks for a
+  reason (POST, CSRF) and needs its own permission (403 without it).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods
+
+from registration import clock
+from registration.adminbase import AuditLogAdmin, ReadOnlyAdmin
+from registration.authority.models import (
+    REVOKE_PERMISSION,
+    UNBIND_PERMISSION,
+    AuditEvent,
+    Binding,
+    BindingState,
+    IssuedLicense,
+)
+from registration.authority.support import revoke, unbind
+
+REASON_MAX_LENGTH = 500
+
+
+class ReasonForm(forms.Form):
+    """The reason support staff give for an unbind or a revoke (kept in the audit log)."""
+
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"),
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        error_messages={"required": gettext_lazy("Say why; the reason goes into the audit log.")},
+    )
+
+
+def _require_permission(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+def _confirm_page(
+    admin_: admin.ModelAdmin, request: HttpRequest, obj: Model, form: ReasonForm, **extra
+) -> TemplateResponse:
+    """Render the confirmation page that asks for a reason before a change."""
+    opts = admin_.model._meta
+    context = {
+        **admin_.admin_site.each_context(request),
+        "opts": opts,
+        "object": obj,
+        "form": form,
+        "cancel_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]),
+        **extra,
+    }
+    status = 400 if form.is_bound and form.errors else 200
+    return TemplateResponse(request, "admin/authority/confirm_reason.html", context, status=status)
+
+
+def _changelist_url(model: type[Model]) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = gettext_lazy("revoked")
+    parameter_name = "revoked"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=True)
+        return queryset
+
+
+@admin.register(IssuedLicense)
+class IssuedLicenseAdmin(ReadOnlyAdmin):
+    change_form_template = "admin/authority/issuedlicense/change_form.html"
+    list_display = [
+        "license_id",
+        "company",
+        "project_name",
+        "license_type",
+        "expires_at",
+        "max_nodes",
+        "revoked",
+    ]
+    list_display_links = ["license_id"]
+    list_filter = [RevokedFilter, "license_type", "expires_at"]
+    search_fields = ["company", "license_id"]
+    ordering = ["company", "project_name", "-issued_at"]
+    date_hierarchy = "issued_at"
+
+    @admin.display(boolean=True, description=gettext_lazy("revoked"), ordering="revoked_at")
+    def revoked(self, obj: IssuedLicense) -> bool:
+        return obj.revoked_at is not None
+
+    def get_urls(self) -> list[URLPattern]:
+        revoke = path(
+            "<path:object_id>/revoke/",
+            self.admin_site.admin_view(self.revoke_view),
+            name="authority_issuedlicense_revoke",
+        )
+        return [revoke, *super().get_urls()]
+
+    @method_decorator(require_http_methods(["GET", "POST"]))
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Ask for a reason, then revoke: the verification service refuses it from now on."""
+        _require_permission(request, REVOKE_PERMISSION)
+        issued = self.get_object(request, unquote(object_id))
+        if issued is None:
+            raise Http404(_("There is no such issued license."))
+        if issued.revoked_at is not None:
+            messages.info(request, _("This license was already revoked."))
+            return HttpResponseRedirect(_changelist_url(IssuedLicense))
+        form = ReasonForm(request.POST if request.method == "POST" else None)
+        if not form.is_valid():
+            return _confirm_page(
+                self,
+                request,
+                issued,
+                form,
+                action=_("Revoke"),
+                question=_("Revoke the license %(id)s of %(company)s / %(project)s?")
+                % {
+                    "id": issued.license_id,
+                    "company": issued.company,
+                    "project": issued.project_name,
+                },
+                consequence=_(
+                    "The verification service will refuse this license from now on: no server "
+                    "can register with it again. This cannot be undone here."
+                ),
+            )
+        revoke(issued.pk, actor=request.user, reason=form.cleaned_data["reason"], now=clock.now())
+        messages.success(
+            request,
+            _("License %(id)s is revoked; the verification service refuses it from now on.")
+            % {"id": issued.license_id},
+        )
+        return HttpResponseRedirect(_changelist_url(IssuedLicense))
+
+
+@admin.register(Binding)
+class BindingAdmin(ReadOnlyAdmin):
+    change_form_template = "admin/authority/binding/change_form.html"
+    list_display = [
+        "license_uuid",
+        "company",
+        "project",
+        "installation_id",
+        "node_count",
+        "first_bound",
+        "last_verified",
+        "state",
+    ]
+    list_display_links = ["license_uuid"]
+    list_filter = ["state", "first_bound", "last_verified"]
+    list_select_related = ["license"]
+    search_fields = ["license__company", "license__license_id", "installation_id"]
+    ordering = ["-last_verified"]
+    date_hierarchy = "first_bound"
+
+    @admin.display(description=gettext_lazy("license"), ordering="license__license_id")
+    def license_uuid(self, obj: Binding) -> str:
+        return str(obj.license.license_id)
+
+    @admin.display(description=gettext_lazy("company"), ordering="license__company")
+    def company(self, obj: Binding) -> str:
+        return obj.license.company
+
+    @admin.display(description=gettext_lazy("project"), ordering="license__project_name")
+    def project(self, obj: Binding) -> str:
+        return obj.license.project_name
+
+    @admin.display(description=gettext_lazy("unbind"))
+    def unbind_link(self, obj: Binding) -> str:
+        if obj.state != BindingState.ACTIVE:
+            return ""
+        url = reverse("admin:authority_binding_unbind", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Unbind…"))
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        # Only those who may unbind see the Unbind buttons.
+        if request.user.has_perm(UNBIND_PERMISSION):
+            return [*self.list_display, "unbind_link"]
+        return self.list_display
+
+    def get_urls(self) -> list[URLPattern]:
+        unbind = path(
+            "<path:object_id>/unbind/",
+            self.admin_site.admin_view(self.unbind_view),
+            name="authority_binding_unbind",
+        )
+        return [unbind, *super().get_urls()]
+
+    @method_decorator(require_http_methods(["GET", "POST"]))
+    def unbind_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Ask for a reason, then unbind so another server can register the license."""
+        _require_permission(request, UNBIND_PERMISSION)
+        binding = self.get_object(request, unquote(object_id))
+        if binding is None:
+            raise Http404(_("There is no such binding."))
+        if binding.state != BindingState.ACTIVE:
+            messages.info(request, _("This binding was already unbound."))
+            return HttpResponseRedirect(_changelist_url(Binding))
+        form = ReasonForm(request.POST if request.method == "POST" else None)
+        if not form.is_valid():
+            return _confirm_page(
+                self,
+                request,
+                binding,
+                form,
+                action=_("Unbind"),
+                question=_("Unbind the license %(id)s from installation %(installation)s?")
+                % {"id": binding.license.license_id, "installation": binding.installation_id},
+                consequence=_("Another server can then register with the same Container.lic."),
+            )
+        unbind(binding.pk, actor=request.user, reason=form.cleaned_data["reason"], now=clock.now())
+        messages.success(
+            request,
+            _("License %(id)s is unbound; another server can now register with it.")
+            % {"id": binding.license.license_id},
+        )
+        return HttpResponseRedirect(_changelist_url(Binding))
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AuditLogAdmin):
+    """The verification service's audit log."""

@@ -1,0 +1,308 @@
+"""The phone scan: read the token, apply the license rules and the binding rules, record
+the binding, and show the 6-digit code.
+
+Binding rules, in plain words:
+- one license, one project: a license bound to an installation that support staff have
+  not unbound cannot be bound to another ("The maximum license number has been reached.");
+- a challenge naming more nodes than the license's max_nodes is refused (License Exhausted);
+- revoked and expired licenses are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+
+from registration.authority.models import (
+    AuditAction,
+    AuditEvent,
+    Binding,
+    BindingState,
+    IssuedLicense,
+)
+from registration.protocol.causes import Cause, license_exhausted, license_expired
+from registration.protocol.challenge import (
+    Challenge,
+    ChallengeError,
+    authority_key,
+    code_for,
+    decode_token,
+    verify_mac,
+)
+from registration.protocol.keys import load_authority_key
+from registration.protocol.license import LicenseError, license_secret
+from registration.protocol.text import format_minutes
+from registration.protocol.validity import is_expired
+
+log = logging.getLogger(__name__)
+
+
+class ProblemCode(StrEnum):
+    """Why the phone page shows no code: stable, language-independent (the audit keeps it)."""
+
+    INVALID_TOKEN = "invalid_token"
+    UNKNOWN_LICENSE = "unknown_license"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    REVOKED = "revoked"
+    LICENSE_EXPIRED = "license_expired"
+    LICENSE_EXHAUSTED = "license_exhausted"
+    BOUND_ELSEWHERE = "bound_elsewhere"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the phone page shows no code: a title, detail lines and an HTTP status."""
+
+    title: str
+    details: tuple[str, ...] = ()
+    status: int = 400
+    code: ProblemCode = ProblemCode.INVALID_TOKEN
+
+    @classmethod
+    def from_cause(cls, cause: Cause, code: ProblemCode, status: int) -> Problem:
+        """The console's cause, in the console's words (one wording for both sides)."""
+        return cls(cause.title, cause.details, status, code)
+
+
+@dataclass(frozen=True)
+class PhoneResult:
+    challenge: Challenge | None = None
+    license: IssuedLicense | None = None
+    binding: Binding | None = None
+    code: str = ""
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.code) and not self.problems
+
+    @property
+    def status(self) -> int:
+        return max((p.status for p in self.problems), default=200)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A token whose MAC checked: its challenge, its key K, and the license's rows."""
+
+    challenge: Challenge
+    key: bytes
+    issued: IssuedLicense
+    active: Binding | None
+
+
+def _invalid(detail: str) -> PhoneResult:
+    return PhoneResult(problems=(Problem(_("This QR code is not valid."), (detail,), 400),))
+
+
+_UNKNOWN_LICENSE = Problem(
+    _lazy("License content is incorrect"),
+    (_lazy("This license is not in the vendor's registry."),),
+    404,
+    ProblemCode.UNKNOWN_LICENSE,
+)
+# What the phone page, the MAC and the license rules read of a license.
+_LICENSE_FIELDS = (
+    "license_id",
+    "company",
+    "project_name",
+    "expires_at",
+    "max_nodes",
+    "revoked_at",
+    "text",
+)
+
+
+def verify_for_phone(
+    token: str, *, now: datetime, client_address: str | None = None
+) -> PhoneResult:
+    """Check a scanned token, apply the binding rules, and return the 6-digit code."""
+    scan = read_token(token)
+    if isinstance(scan, PhoneResult):
+        return scan
+    timing = _timing_problem(scan.challenge, now)
+    if timing is not None:
+        return PhoneResult(scan.challenge, problems=(timing,))
+    if _is_reload(scan, now):
+        # The same code again, no write: the binding is this installation's, so no other can
+        # hold the license; only the license row's own rules needed checking (a revoke
+        # still applies).
+        code = code_for(scan.challenge, scan.key)
+        return PhoneResult(scan.challenge, scan.issued, scan.active, code)
+    return record_binding(scan, now, client_address)
+
+
+def read_token(token: str) -> Scan | PhoneResult:
+    """Decode the token and check its MAC under K; a PhoneResult says why not."""
+    try:
+        challenge, mac = decode_token(token)
+    except ChallengeError as exc:
+        log.info("Phone token refused: %s", exc)
+        return _invalid(_("Scan the QR code again, or copy the whole link."))
+    key_file = settings.AUTHORITY_PRIVATE_KEY_FILES.get(challenge.kid)
+    if key_file is None:
+        return _invalid(_("This QR code was not made for this verification service."))
+    # The license's own secret keys the MAC, so the license comes first: one read fetches
+    # it with its active binding, which is all a reload of this page needs.
+    active = _active_binding(challenge)
+    issued = active.license if active is not None else _issued(challenge)
+    if issued is None:
+        return PhoneResult(challenge, problems=(_UNKNOWN_LICENSE,))
+    try:
+        key = authority_key(challenge, load_authority_key(key_file), license_secret(issued.text))
+    except (ChallengeError, LicenseError):
+        return _invalid(_("Scan the QR code again, or copy the whole link."))
+    if not verify_mac(challenge, mac, key):
+        # Altered on the way, or made by someone who does not hold the license file.
+        log.warning("Phone token with a wrong MAC for license %s", challenge.license_id)
+        return _invalid(_("The QR code has been altered. Scan it again from the server."))
+    return Scan(challenge, key, issued, active)
+
+
+def _timing_problem(challenge: Challenge, now: datetime) -> Problem | None:
+    if now >= challenge.expires_at:
+        return Problem(
+            _("This QR code has expired."),
+            (_("Click Refresh on the server and scan the new QR code."),),
+            410,
+            ProblemCode.CHALLENGE_EXPIRED,
+        )
+    # A QR from the future means the two clocks disagree by more than a QR's lifetime.
+    if now < challenge.issued_at - timedelta(seconds=settings.CHALLENGE_TTL_SECONDS):
+        return Problem(
+            _("This QR code is not valid."),
+            (_("The server's clock is ahead of the verification service's clock."),),
+        )
+    return None
+
+
+def _is_reload(scan: Scan, now: datetime) -> bool:
+    """A reload of the page for the challenge whose code was last shown."""
+    return (
+        scan.active is not None
+        and scan.active.installation_id == scan.challenge.installation_id
+        and scan.active.last_nonce == scan.challenge.nonce.hex()
+        and not license_problems(scan.challenge, scan.issued, now)
+    )
+
+
+def record_binding(scan: Scan, now: datetime, client_address: str | None) -> PhoneResult:
+    """Apply the binding rules under the license's row lock; bind, or say why not."""
+    challenge = scan.challenge
+    who = {
+        "at": now,
+        "installation_id": challenge.installation_id,
+        "license_id": challenge.license_id,
+        "node_name": challenge.node_name,
+        "client_address": client_address,
+    }
+    with transaction.atomic():
+        # Lock the license row: two scans for one license bind one after the other.
+        issued = (
+            IssuedLicense.objects.select_for_update()
+            .filter(license_id=challenge.license_id)
+            .first()
+        )
+        problems = binding_problems(challenge, issued, now)
+        if problems:
+            AuditEvent.record(
+                AuditAction.BINDING_REFUSED, **who, problems=[str(p.code) for p in problems]
+            )
+            return PhoneResult(challenge, issued, problems=problems)
+        assert issued is not None
+        binding = _bind(issued, challenge, now)
+        AuditEvent.record(
+            AuditAction.CODE_SHOWN, **who, purpose=challenge.purpose.label, tag=challenge.tag
+        )
+    return PhoneResult(challenge, issued, binding, code_for(challenge, scan.key))
+
+
+def _bind(issued: IssuedLicense, challenge: Challenge, now: datetime) -> Binding:
+    """Create the license's active binding, or move it on to this challenge."""
+    binding = issued.bindings.filter(state=BindingState.ACTIVE).first()
+    if binding is None:
+        return Binding.objects.create(
+            license=issued,
+            installation_id=challenge.installation_id,
+            node_count=challenge.node_count,
+            first_bound=now,
+            last_verified=now,
+            last_nonce=challenge.nonce.hex(),
+        )
+    binding.node_count = challenge.node_count
+    binding.last_verified = now
+    binding.last_nonce = challenge.nonce.hex()
+    binding.save(update_fields=["node_count", "last_verified", "last_nonce"])
+    return binding
+
+
+def _active_binding(challenge: Challenge) -> Binding | None:
+    """Return the license's active binding with the license (one indexed read)."""
+    # At most one active binding per license (a constraint), so no ORDER BY is needed.
+    found = (
+        Binding.objects.select_related("license")
+        .only(
+            "installation_id",
+            "state",
+            "last_nonce",
+            *(f"license__{name}" for name in _LICENSE_FIELDS),
+        )
+        .filter(license__license_id=challenge.license_id, state=BindingState.ACTIVE)[:1]
+    )
+    return next(iter(found), None)
+
+
+def _issued(challenge: Challenge) -> IssuedLicense | None:
+    found = IssuedLicense.objects.only(*_LICENSE_FIELDS).filter(license_id=challenge.license_id)[:1]
+    return next(iter(found), None)
+
+
+def binding_problems(
+    challenge: Challenge, issued: IssuedLicense | None, now: datetime
+) -> tuple[Problem, ...]:
+    """Every binding rule the challenge breaks (one query: who else holds the license)."""
+    if issued is None:
+        return (_UNKNOWN_LICENSE,)
+    problems = list(license_problems(challenge, issued, now))
+    holder = (
+        issued.bindings.filter(state=BindingState.ACTIVE)
+        .exclude(installation_id=challenge.installation_id)
+        .first()
+    )
+    if holder is not None:
+        problems.append(
+            Problem(
+                _("The maximum license number has been reached."),
+                (
+                    _("This license is registered to another server since %(date)s.")
+                    % {"date": f"{format_minutes(holder.first_bound)} UTC"},
+                    _("Ask the vendor's support staff to unbind it before moving servers."),
+                ),
+                409,
+                ProblemCode.BOUND_ELSEWHERE,
+            )
+        )
+    return tuple(problems)
+
+
+def license_problems(
+    challenge: Challenge, issued: IssuedLicense, now: datetime
+) -> tuple[Problem, ...]:
+    """The rules that need only the license row: revoked, expired, too many nodes."""
+    problems = []
+    if issued.revoked_at is not None:
+        problems.append(Problem(_("This license has been revoked."), (), 403, ProblemCode.REVOKED))
+    if is_expired(issued.expires_at, now):
+        cause = license_expired(issued.expires_at)
+        problems.append(Problem.from_cause(cause, ProblemCode.LICENSE_EXPIRED, 403))
+    if challenge.node_count > issued.max_nodes:
+        cause = license_exhausted(challenge.node_count, issued.max_nodes)
+        problems.append(Problem.from_cause(cause, ProblemCode.LICENSE_EXHAUSTED, 403))
+    return tuple(problems)

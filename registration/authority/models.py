@@ -1,0 +1,105 @@
+"""The vendor's data: every Container.lic it signed, which installation each is bound to,
+and the verification service's audit log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from registration.abstract import AuditRecord, LicenseContent
+
+UNBIND_PERMISSION = "authority.unbind_binding"
+REVOKE_PERMISSION = "authority.revoke_issuedlicense"
+
+
+class IssuedLicense(LicenseContent):
+    """The vendor's registry of every Container.lic it signed."""
+
+    license_id = models.UUIDField(unique=True, verbose_name=_("license ID"))
+    company = models.CharField(max_length=200, db_index=True, verbose_name=_("company"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
+    revoked_reason = models.CharField(
+        max_length=500, blank=True, verbose_name=_("revocation reason")
+    )
+
+    class Meta:
+        verbose_name = _("issued license")
+        verbose_name_plural = _("issued licenses")
+        permissions = [("revoke_issuedlicense", "Can revoke issued licenses")]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_nodes__gte=1), name="issued_max_nodes_gte_1")
+        ]
+
+
+class BindingState(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    UNBOUND = "unbound", _("Unbound")
+
+
+class Binding(models.Model):
+    """Which installation a license is registered to. One license, one project."""
+
+    license = models.ForeignKey(
+        IssuedLicense, on_delete=models.PROTECT, related_name="bindings", verbose_name=_("license")
+    )
+    installation_id = models.UUIDField(db_index=True, verbose_name=_("installation ID"))
+    node_count = models.PositiveIntegerField(verbose_name=_("node count"))
+    state = models.CharField(
+        max_length=16,
+        choices=BindingState.choices,
+        default=BindingState.ACTIVE,
+        verbose_name=_("state"),
+    )
+    first_bound = models.DateTimeField(verbose_name=_("first bound"))
+    last_verified = models.DateTimeField(verbose_name=_("last verified"))
+    # The nonce of the last challenge a code was shown for: a reload of the phone page
+    # for that challenge shows the same code again without writing anything.
+    last_nonce = models.CharField(max_length=32, blank=True, verbose_name=_("last challenge"))
+    unbound_at = models.DateTimeField(null=True, blank=True, verbose_name=_("unbound at"))
+    unbound_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        verbose_name=_("unbound by"),
+    )
+    unbound_reason = models.CharField(max_length=500, blank=True, verbose_name=_("unbind reason"))
+
+    class Meta:
+        verbose_name = _("binding")
+        verbose_name_plural = _("bindings")
+        permissions = [("unbind_binding", "Can unbind a license from an installation")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["license"],
+                condition=Q(state="active"),
+                name="one_active_binding_per_license",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="active") | Q(unbound_at__isnull=False),
+                name="unbound_binding_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.license} -> {self.installation_id}"
+
+
+class AuditAction(models.TextChoices):
+    LICENSE_ISSUED = "license_issued", _("License issued")
+    CODE_SHOWN = "code_shown", _("Verification code shown")
+    BINDING_REFUSED = "binding_refused", _("Binding refused")
+    UNBIND = "unbind", _("License unbound")
+    REVOKE = "revoke", _("License revoked")
+
+
+class AuditEvent(AuditRecord):
+    """The verification service's audit log: licenses issued, scans, support actions."""
+
+    action = models.CharField(max_length=32, choices=AuditAction.choices, verbose_name=_("action"))
+
+    class Meta(AuditRecord.Meta):
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")

@@ -1,0 +1,54 @@
+"""What the vendor's support staff do in Django admin: unbind a license from a server (so
+another can register it) and revoke a license. Each with a reason, in the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from registration.abstract import Actor
+from registration.authority.models import (
+    AuditAction,
+    AuditEvent,
+    Binding,
+    BindingState,
+    IssuedLicense,
+)
+
+
+def unbind(binding_id: int, *, actor: Actor, reason: str, now: datetime) -> Binding:
+    """Release a license from its installation so another server can register it."""
+    with transaction.atomic():
+        binding = Binding.objects.select_for_update().select_related("license").get(pk=binding_id)
+        if binding.state != BindingState.ACTIVE:
+            return binding
+        binding.state = BindingState.UNBOUND
+        binding.unbound_at = now
+        binding.unbound_by = actor if actor is not None and actor.is_authenticated else None
+        binding.unbound_reason = reason
+        binding.save(update_fields=["state", "unbound_at", "unbound_by", "unbound_reason"])
+        AuditEvent.record(
+            AuditAction.UNBIND,
+            at=now,
+            actor=actor,
+            installation_id=binding.installation_id,
+            license_id=binding.license.license_id,
+            reason=reason,
+        )
+    return binding
+
+
+def revoke(license_pk: int, *, actor: Actor, reason: str, now: datetime) -> IssuedLicense:
+    """Revoke an issued license: the verification service refuses it from now on."""
+    with transaction.atomic():
+        issued = IssuedLicense.objects.select_for_update().get(pk=license_pk)
+        if issued.revoked_at is not None:
+            return issued
+        issued.revoked_at = now
+        issued.revoked_reason = reason
+        issued.save(update_fields=["revoked_at", "revoked_reason"])
+        AuditEvent.record(
+            AuditAction.REVOKE, at=now, actor=actor, license_id=issued.license_id, reason=reason
+        )
+    return issued

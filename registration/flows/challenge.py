@@ -1,0 +1,134 @@
+"""QR challenges: issue one (after an upload, on Refresh, on Re-register), find the open one.
+
+A new challenge supersedes the open one: at most one is open (a database constraint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from registration import clock
+from registration.abstract import Actor
+from registration.cluster import identity, leases
+from registration.facts import local_facts
+from registration.installation import installation_for_update
+from registration.models import (
+    AuditAction,
+    AuditEvent,
+    ChallengeState,
+    Installation,
+    InstalledLicense,
+    QrChallenge,
+    RegistrationState,
+)
+from registration.protocol.causes import Cause, check_license
+from registration.protocol.challenge import Purpose, encode_token, new_challenge
+from registration.protocol.license import b64decode_key, license_secret
+
+# A closed challenge keeps its record, not its key: nothing may check a code against it.
+CLOSED_KEY = b""
+
+
+def authority_kid() -> str:
+    """Return the key id of the verification service new challenges are made for."""
+    pinned = settings.AUTHORITY_PUBLIC_KEYS
+    kid = settings.AUTHORITY_KID or (sorted(pinned)[-1] if pinned else "")
+    if kid not in pinned:
+        raise LookupError("no verification service key is pinned (AUTHORITY_PUBLIC_KEYS)")
+    return kid
+
+
+def close(challenge: QrChallenge, state: ChallengeState, now: datetime) -> None:
+    """Close one challenge (consumed): it keeps its record and loses its key."""
+    challenge.state = state
+    challenge.closed_at = now
+    challenge.key = CLOSED_KEY
+    challenge.save(update_fields=["state", "closed_at", "key"])
+
+
+def issue(
+    row: Installation, lic: InstalledLicense, purpose: Purpose, now: datetime, actor: Actor
+) -> QrChallenge:
+    """Supersede any open challenge and create a new one. Call with the row lock held."""
+    QrChallenge.objects.filter(installation=row, state=ChallengeState.OPEN).update(
+        state=ChallengeState.SUPERSEDED, closed_at=now, key=CLOSED_KEY
+    )
+    kid = authority_kid()
+    node = identity.this_node()
+    node_count = leases.live_node_count(now)
+    proto, key = new_challenge(
+        purpose=purpose,
+        license_id=lic.license_id,
+        installation_id=row.installation_id,
+        node_name=node.name,
+        node_count=node_count,
+        kid=kid,
+        authority_public=b64decode_key(settings.AUTHORITY_PUBLIC_KEYS[kid]),
+        license_secret=license_secret(lic.text),
+        now=now,
+        ttl_seconds=settings.CHALLENGE_TTL_SECONDS,
+    )
+    challenge = QrChallenge.objects.create(
+        installation=row,
+        license=lic,
+        purpose=purpose,
+        token=encode_token(proto, key),
+        key=key,
+        tag=proto.tag,
+        node_name=node.name,
+        node_count=node_count,
+        kid=kid,
+        issued_at=proto.issued_at,
+        expires_at=proto.expires_at,
+    )
+    AuditEvent.record(
+        AuditAction.CHALLENGE_ISSUED,
+        at=now,
+        actor=actor,
+        installation_id=row.installation_id,
+        license_id=lic.license_id,
+        node_name=node.name,
+        purpose=purpose.label,
+        tag=proto.tag,
+        node_count=node_count,
+    )
+    return challenge
+
+
+@dataclass(frozen=True)
+class ChallengeResult:
+    challenge: QrChallenge | None
+    causes: tuple[Cause, ...] = ()
+
+
+def refresh_challenge(*, actor: Actor = None) -> ChallengeResult:
+    """Issue a new QR for the installed license (Refresh, or Re-register after a restart).
+
+    The license is checked again first (it may have expired, or nodes joined since).
+    """
+    with transaction.atomic():
+        row = installation_for_update()
+        lic = row.license
+        if lic is None:
+            raise LookupError("no license is installed")
+        now = clock.now()
+        causes = tuple(check_license(lic.as_license(), "container", local_facts(now)))
+        if causes:
+            return ChallengeResult(None, causes)
+        purpose = (
+            Purpose.REGISTER if row.state == RegistrationState.UNREGISTERED else Purpose.RE_REGISTER
+        )
+        return ChallengeResult(issue(row, lic, purpose, now, actor))
+
+
+def open_challenge(now: datetime) -> QrChallenge | None:
+    """Return the installation's open, unexpired challenge, if any."""
+    return (
+        QrChallenge.objects.filter(state=ChallengeState.OPEN, expires_at__gt=now)
+        .select_related("license")
+        .first()
+    )

@@ -1,0 +1,158 @@
+"""Check the 6-digit code an admin types, offline, against the open QR challenge.
+
+Code entry rules, in plain words: 5 wrong codes (LOCKOUT_MAX_ATTEMPTS) lock code entry
+for 15 minutes (LOCKOUT_MINUTES); each further lockout before a success lasts twice as
+long, up to LOCKOUT_MAX_MINUTES. A correct code consumes its challenge exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import F
+
+from registration import clock
+from registration.abstract import Actor
+from registration.flows.challenge import close
+from registration.installation import installation_for_update, save_installation
+from registration.models import (
+    AuditAction,
+    AuditEvent,
+    ChallengeState,
+    Installation,
+    QrChallenge,
+    RegistrationState,
+)
+from registration.protocol.challenge import Purpose, code_for, codes_match, decode_token
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    WRONG_AND_LOCKED = "wrong_and_locked"
+    NO_CHALLENGE = "no_challenge"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    outcome: Outcome
+    attempts_left: int = 0
+    locked_until: datetime | None = None
+
+
+def lockout_minutes(lockout_count: int) -> int:
+    """Return how long the lockout_count-th lockout lasts (0-based): 15, 30, 60, ... 24 h."""
+    minutes = settings.LOCKOUT_MINUTES * 2 ** min(lockout_count, 32)
+    return min(minutes, settings.LOCKOUT_MAX_MINUTES)
+
+
+def submit_code(
+    code: str, *, actor: Actor = None, client_address: str | None = None
+) -> SubmitResult:
+    """Check a well-formed 6-digit code against the open challenge, offline.
+
+    The installation's row lock is held for the whole check (django-otp style): concurrent
+    submissions queue behind it, so a lockout that starts after the 5th wrong code stops
+    every later one, and a correct code consumes its challenge exactly once.
+    """
+    with transaction.atomic():
+        row = installation_for_update()
+        now = clock.now()
+        if row.locked_until is not None:
+            if now < row.locked_until:
+                return SubmitResult(Outcome.LOCKED, locked_until=row.locked_until)
+            # The lockout has run out: a fresh set of attempts, but lock_count stays.
+            save_installation(row, locked_until=None, failed_attempts=0)
+        challenge = (
+            QrChallenge.objects.select_for_update()
+            .filter(installation=row, state=ChallengeState.OPEN)
+            .first()
+        )
+        if challenge is None:
+            return SubmitResult(Outcome.NO_CHALLENGE)
+        if not challenge.is_valid_at(now):
+            return SubmitResult(Outcome.EXPIRED)
+        proto, _mac = decode_token(challenge.token)
+        expected = code_for(proto, bytes(challenge.key))
+        if codes_match(expected, code):
+            return _accept(row, challenge, now, actor, client_address)
+        return _refuse(row, challenge, now, actor, client_address)
+
+
+def _accept(
+    row: Installation,
+    challenge: QrChallenge,
+    now: datetime,
+    actor: Actor,
+    client_address: str | None,
+) -> SubmitResult:
+    close(challenge, ChallengeState.CONSUMED, now)
+    save_installation(
+        row,
+        state=RegistrationState.REGISTERED,
+        registered_at=now,
+        failed_attempts=0,
+        lock_count=0,
+        locked_until=None,
+    )
+    AuditEvent.record(
+        AuditAction.CODE_ACCEPTED,
+        at=now,
+        actor=actor,
+        installation_id=row.installation_id,
+        license_id=challenge.license.license_id,
+        node_name=challenge.node_name,
+        client_address=client_address,
+        purpose=Purpose(challenge.purpose).label,
+        tag=challenge.tag,
+    )
+    return SubmitResult(Outcome.ACCEPTED)
+
+
+def _refuse(
+    row: Installation,
+    challenge: QrChallenge,
+    now: datetime,
+    actor: Actor,
+    client_address: str | None,
+) -> SubmitResult:
+    # The row lock is held, so this read is current; the write is still an F() increment
+    # so the counter can never lose a failure, whatever runs between the read and the write.
+    failed = row.failed_attempts + 1
+    changes: dict[str, object] = {"failed_attempts": F("failed_attempts") + 1}
+    locked_until = None
+    if failed >= settings.LOCKOUT_MAX_ATTEMPTS:
+        locked_until = now + timedelta(minutes=lockout_minutes(row.lock_count))
+        changes.update(locked_until=locked_until, lock_count=row.lock_count + 1)
+    save_installation(row, **changes)
+    # The failure above must stand even if writing the audit entry fails, so the entry
+    # goes in a savepoint of its own.
+    try:
+        with transaction.atomic():
+            AuditEvent.record(
+                AuditAction.LOCKED if locked_until else AuditAction.CODE_REFUSED,
+                at=now,
+                actor=actor,
+                installation_id=row.installation_id,
+                license_id=challenge.license.license_id,
+                node_name=challenge.node_name,
+                client_address=client_address,
+                failed_attempts=failed,
+                locked_until=locked_until.isoformat() if locked_until else None,
+            )
+    except DatabaseError:
+        log.exception("Could not record a refused code in the audit log")
+    return SubmitResult(
+        Outcome.WRONG_AND_LOCKED if locked_until else Outcome.WRONG,
+        attempts_left=max(settings.LOCKOUT_MAX_ATTEMPTS - failed, 0),
+        locked_until=locked_until,
+    )

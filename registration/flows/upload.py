@@ -1,0 +1,117 @@
+"""Upload a Container.lic: check it (every cause at once); when it passes, install it and
+issue its first QR challenge. A refused file changes nothing but the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from registration import clock
+from registration.abstract import Actor
+from registration.facts import local_facts
+from registration.flows.challenge import issue
+from registration.installation import installation_for_update, save_installation
+from registration.models import (
+    AuditAction,
+    AuditEvent,
+    Installation,
+    InstalledLicense,
+    QrChallenge,
+    RegistrationState,
+)
+from registration.protocol.causes import Cause, CauseCode, Validation, validate
+from registration.protocol.challenge import Purpose
+from registration.protocol.license import License
+from registration.protocol.text import format_datetime
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    validation: Validation
+    challenge: QrChallenge | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.challenge is not None
+
+
+def superseded(uploaded: License, installed: InstalledLicense) -> Cause | None:
+    """No rollback: a license issued before the installed one is never taken back."""
+    if uploaded.issued_at >= installed.issued_at:
+        return None
+    return Cause(
+        CauseCode.LICENSE_SUPERSEDED,
+        (
+            _("Uploaded license issued at %(at)s UTC")
+            % {"at": format_datetime(uploaded.issued_at)},
+            _("Installed license issued at %(at)s UTC")
+            % {"at": format_datetime(installed.issued_at)},
+        ),
+    )
+
+
+def upload_license(
+    data: bytes, auth_method: str, *, actor: Actor = None, client_address: str | None = None
+) -> UploadResult:
+    """Validate an uploaded license; when it passes, store it and issue a QR challenge."""
+    with transaction.atomic():
+        row = installation_for_update()
+        now = clock.now()
+        validation = validate(
+            data,
+            auth_method,
+            local_facts(now),
+            settings.LICENSE_PUBLIC_KEYS,
+            settings.LICENSE_MAX_BYTES,
+        )
+        lic = validation.license
+        if lic is not None and row.license is not None:
+            cause = superseded(lic, row.license)
+            if cause is not None:
+                validation = Validation(lic, (*validation.causes, cause))
+        if not validation.accepted:
+            AuditEvent.record(
+                AuditAction.UPLOAD_REFUSED,
+                at=now,
+                actor=actor,
+                installation_id=row.installation_id,
+                license_id=lic.license_id if lic else None,
+                client_address=client_address,
+                causes=validation.codes,
+            )
+            return UploadResult(validation)
+        assert lic is not None
+        challenge = _install(row, lic, data, now, actor, client_address)
+    return UploadResult(validation, challenge)
+
+
+def _install(
+    row: Installation,
+    lic: License,
+    data: bytes,
+    now: datetime,
+    actor: Actor,
+    client_address: str | None,
+) -> QrChallenge:
+    stored = InstalledLicense.objects.create(
+        **InstalledLicense.values_from(lic, data.decode("ascii")),
+        uploaded_at=now,
+        uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    # A new license needs a new registration, whatever the state was.
+    save_installation(row, license=stored, state=RegistrationState.UNREGISTERED, registered_at=None)
+    AuditEvent.record(
+        AuditAction.UPLOAD_ACCEPTED,
+        at=now,
+        actor=actor,
+        installation_id=row.installation_id,
+        license_id=lic.license_id,
+        client_address=client_address,
+        company=lic.company,
+        project_name=lic.project_name,
+    )
+    return issue(row, stored, Purpose.REGISTER, now, actor)

@@ -1,0 +1,309 @@
+"""The QR challenge: what the console shows, what the phone's verification service reads.
+
+The console makes a fresh X25519 key pair per challenge and keeps only
+K = HKDF-SHA256(X25519(server_private, authority_public), info) -- the private key is
+dropped at once. The vendor's verification service derives the same K from its private
+key and the server's public key carried in the token. The 6-digit code is the RFC 4226
+dynamic truncation of HMAC-SHA256(K, SHA-256(canonical challenge bytes)) mod 10^6, so
+the console checks a code offline and any change to any challenge field changes the code.
+
+Nothing here touches the database; see docs/protocol.md for the layout and threat model.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from functools import lru_cache
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from registration.protocol.text import (
+    KID_MAX_BYTES,
+    KID_PATTERN,
+    NODE_NAME_MAX_BYTES,
+    has_control_characters,
+)
+
+PROTOCOL_VERSION = 1
+KDF_INFO = b"licserver/challenge/v1"
+MAC_CONTEXT = b"licserver/challenge-mac/v1\n"
+MAC_BYTES = 8
+NONCE_BYTES = 16
+CODE_DIGITS = 6
+# Tag letters avoid look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B, 6/G).
+TAG_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
+_FIXED = struct.Struct(">BB16s16s16sIIH")
+# Longest token: fixed part, both length-prefixed strings, the public key and the MAC.
+TOKEN_MAX_BYTES = _FIXED.size + 1 + NODE_NAME_MAX_BYTES + 1 + KID_MAX_BYTES + 32 + MAC_BYTES
+
+
+class Purpose(IntEnum):
+    REGISTER = 1
+    RE_REGISTER = 2
+
+    @property
+    def label(self) -> str:
+        return {Purpose.REGISTER: "register", Purpose.RE_REGISTER: "re-register"}[self]
+
+
+class ChallengeError(Exception):
+    """A token is malformed, tampered with, or not for this service."""
+
+
+@dataclass(frozen=True)
+class Challenge:
+    purpose: Purpose
+    license_id: uuid.UUID
+    installation_id: uuid.UUID
+    node_name: str
+    node_count: int
+    nonce: bytes
+    issued_at: datetime
+    expires_at: datetime
+    kid: str
+    server_public: bytes
+    version: int = PROTOCOL_VERSION
+
+    def canonical_bytes(self) -> bytes:
+        """Return the exact bytes both sides hash; every field is in them.
+
+        Computed once per instance: the MAC, the code and the tag all hash them.
+        """
+        cached = self.__dict__.get("_canonical")
+        if cached is None:
+            cached = self._build_canonical_bytes()
+            object.__setattr__(self, "_canonical", cached)
+        return cached
+
+    def _build_canonical_bytes(self) -> bytes:
+        node = self.node_name.encode("utf-8")
+        kid = self.kid.encode("ascii")
+        return b"".join(
+            (
+                _FIXED.pack(
+                    self.version,
+                    int(self.purpose),
+                    self.license_id.bytes,
+                    self.installation_id.bytes,
+                    self.nonce,
+                    int(self.issued_at.timestamp()),
+                    int(self.expires_at.timestamp()),
+                    self.node_count,
+                ),
+                bytes([len(node)]),
+                node,
+                bytes([len(kid)]),
+                kid,
+                self.server_public,
+            )
+        )
+
+    @property
+    def tag(self) -> str:
+        """Return a two-character tag both pages show, so codes are not mixed up."""
+        digest = hashlib.sha256(self.canonical_bytes()).digest()
+        return (
+            TAG_ALPHABET[digest[0] % len(TAG_ALPHABET)]
+            + TAG_ALPHABET[digest[1] % len(TAG_ALPHABET)]
+        )
+
+    def is_expired(self, now: datetime) -> bool:
+        """A challenge is valid from issued_at up to, not including, expires_at."""
+        return not self.issued_at <= now < self.expires_at
+
+
+def _raw_public(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def derive_key(
+    shared: bytes, server_public: bytes, authority_public: bytes, kid: str, license_secret: bytes
+) -> bytes:
+    """Derive K from the X25519 shared secret, bound to both public keys and the kid.
+
+    license_secret (license.license_secret: a digest of the license's signature, known
+    to whoever holds the Container.lic and to the vendor) is the HKDF salt. The
+    authority's key is public, so without it anyone could make a token whose MAC checks;
+    with it, only a holder of the license can.
+    """
+    info = KDF_INFO + server_public + authority_public + kid.encode("ascii")
+    # HKDF-SHA256 (RFC 5869) with one output block: extract, then expand. Written out
+    # because building cryptography's HKDF object costs more than the two HMACs; tests
+    # check the output equals cryptography's HKDF for the same inputs.
+    prk = hmac.digest(license_secret, shared, "sha256")
+    return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+def new_challenge(
+    *,
+    purpose: Purpose,
+    license_id: uuid.UUID,
+    installation_id: uuid.UUID,
+    node_name: str,
+    node_count: int,
+    kid: str,
+    authority_public: bytes,
+    license_secret: bytes,
+    now: datetime,
+    ttl_seconds: int,
+) -> tuple[Challenge, bytes]:
+    """Return a fresh challenge and its key K; the server's private key is not kept."""
+    if len(node_name.encode("utf-8")) > NODE_NAME_MAX_BYTES or has_control_characters(node_name):
+        raise ValueError("node name is too long for a challenge, or has control characters")
+    if not KID_PATTERN.fullmatch(kid):
+        raise ValueError("key id is not a valid key id")
+    if not 0 <= node_count <= 0xFFFF:
+        raise ValueError("node count is out of range")
+    issued_at = now.astimezone(UTC).replace(microsecond=0)
+    server_private = X25519PrivateKey.generate()
+    server_public = _raw_public(server_private.public_key())
+    shared = server_private.exchange(X25519PublicKey.from_public_bytes(authority_public))
+    del server_private  # K is all the server keeps.
+    challenge = Challenge(
+        purpose=purpose,
+        license_id=license_id,
+        installation_id=installation_id,
+        node_name=node_name,
+        node_count=node_count,
+        nonce=secrets.token_bytes(NONCE_BYTES),
+        issued_at=issued_at,
+        expires_at=issued_at + timedelta(seconds=ttl_seconds),
+        kid=kid,
+        server_public=server_public,
+    )
+    return challenge, derive_key(shared, server_public, authority_public, kid, license_secret)
+
+
+@lru_cache(maxsize=8)
+def _authority_public(authority_private: X25519PrivateKey) -> bytes:
+    return _raw_public(authority_private.public_key())
+
+
+def authority_key(
+    challenge: Challenge, authority_private: X25519PrivateKey, license_secret: bytes
+) -> bytes:
+    """Derive K on the vendor side from its private key, the token's server key and the
+    issued license's secret (from the vendor's own registry, never from the token)."""
+    try:
+        server_key = X25519PublicKey.from_public_bytes(challenge.server_public)
+        shared = authority_private.exchange(server_key)
+    except ValueError as exc:  # a low-order or malformed point
+        raise ChallengeError("the server key in the token is not usable") from exc
+    authority_public = _authority_public(authority_private)
+    return derive_key(
+        shared, challenge.server_public, authority_public, challenge.kid, license_secret
+    )
+
+
+def _mac(challenge: Challenge, key: bytes) -> bytes:
+    return hmac.digest(key, MAC_CONTEXT + challenge.canonical_bytes(), "sha256")[:MAC_BYTES]
+
+
+def code_for(challenge: Challenge, key: bytes) -> str:
+    """Return the 6-digit code: RFC 4226 truncation of HMAC-SHA256(K, SHA-256(bytes))."""
+    message = hashlib.sha256(challenge.canonical_bytes()).digest()
+    digest = hmac.digest(key, message, "sha256")
+    offset = digest[-1] & 0x0F
+    number = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    return str(number % 10**CODE_DIGITS).zfill(CODE_DIGITS)
+
+
+def codes_match(expected: str, given: str) -> bool:
+    """Compare two codes in constant time."""
+    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
+
+
+def encode_token(challenge: Challenge, key: bytes) -> str:
+    """Return the token for the QR: base32 of the challenge bytes and a MAC under K.
+
+    Base32 upper case keeps the QR in its compact alphanumeric mode.
+    """
+    raw = challenge.canonical_bytes() + _mac(challenge, key)
+    return base64.b32encode(raw).decode("ascii").rstrip("=")
+
+
+# RFC 4648 base32 letters -> the digits int(..., 32) reads, so decoding runs in C.
+_B32_TO_DIGITS = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV"
+)
+_B32_TEXT = re.compile(r"[A-Z2-7]+")
+_B32_LENGTHS = {0, 2, 4, 5, 7}  # valid unpadded lengths, modulo 8
+
+
+def _b32decode(text: str) -> bytes:
+    """Decode unpadded RFC 4648 base32, refusing any stray character or leftover bit."""
+    if not _B32_TEXT.fullmatch(text) or len(text) % 8 not in _B32_LENGTHS:
+        raise ChallengeError("the token is not base32")
+    size = len(text) * 5 // 8
+    spare_bits = len(text) * 5 - size * 8
+    value = int(text.translate(_B32_TO_DIGITS), 32)
+    if value & ((1 << spare_bits) - 1):
+        raise ChallengeError("the token is not in canonical base32")
+    return (value >> spare_bits).to_bytes(size, "big")
+
+
+def decode_token(token: str) -> tuple[Challenge, bytes]:
+    """Parse a token's form (not its MAC, which needs K); raise ChallengeError if bad."""
+    if not token or len(token) > (TOKEN_MAX_BYTES * 8 + 4) // 5 or not token.isascii():
+        raise ChallengeError("the token's length or characters are wrong")
+    raw = _b32decode(token.upper())
+    if len(raw) < _FIXED.size + 2 + 32 + MAC_BYTES:
+        raise ChallengeError("the token is too short")
+    (version, purpose, license_id, installation_id, nonce, issued, expires, node_count) = (
+        _FIXED.unpack_from(raw)
+    )
+    if version != PROTOCOL_VERSION:
+        raise ChallengeError(f"protocol version {version} is not supported")
+    try:
+        purpose_value = Purpose(purpose)
+    except ValueError:
+        raise ChallengeError("unknown purpose") from None
+    pos = _FIXED.size
+    node_len = raw[pos]
+    node_bytes = raw[pos + 1 : pos + 1 + node_len]
+    pos += 1 + node_len
+    if node_len > NODE_NAME_MAX_BYTES or pos >= len(raw):
+        raise ChallengeError("the node name is malformed")
+    kid_len = raw[pos]
+    kid_bytes = raw[pos + 1 : pos + 1 + kid_len]
+    pos += 1 + kid_len
+    if not 0 < kid_len <= KID_MAX_BYTES or len(raw) != pos + 32 + MAC_BYTES:
+        raise ChallengeError("the token's length does not match its fields")
+    try:
+        node_name = node_bytes.decode("utf-8")
+        kid = kid_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        raise ChallengeError("the node name or key id is not text") from None
+    if has_control_characters(node_name) or not KID_PATTERN.fullmatch(kid):
+        raise ChallengeError("the node name has control characters, or the key id is not valid")
+    challenge = Challenge(
+        version=version,
+        purpose=purpose_value,
+        license_id=uuid.UUID(bytes=license_id),
+        installation_id=uuid.UUID(bytes=installation_id),
+        node_name=node_name,
+        node_count=node_count,
+        nonce=nonce,
+        issued_at=datetime.fromtimestamp(issued, UTC),
+        expires_at=datetime.fromtimestamp(expires, UTC),
+        kid=kid,
+        server_public=raw[pos : pos + 32],
+    )
+    if challenge.canonical_bytes() != raw[: pos + 32]:
+        raise ChallengeError("the token is not in canonical form")
+    return challenge, raw[pos + 32 :]
+
+
+def verify_mac(challenge: Challenge, mac: bytes, key: bytes) -> bool:
+    """Return whether the token's MAC matches, in constant time."""
+    return hmac.compare_digest(_mac(challenge, key), mac)
