@@ -256,7 +256,7 @@ def phone_throughput(kid: str, quick: bool, tmp: Path) -> Row:
 # --- Row 6 -------------------------------------------------------------------------------
 
 _BULK_LICENSES = """
-INSERT INTO registration_issuedlicense
+INSERT INTO authority_issuedlicense
     (license_id, license_type, company, project_name, app_name, app_version,
      project_content, contract_date, issued_at, expires_at, max_nodes, kid, text,
      revoked_reason)
@@ -266,11 +266,11 @@ SELECT gen_random_uuid(), 'container', 'Bulk customer ' || g, 'Reports', %s, '11
 FROM generate_series(1, %s) AS g
 """
 _BULK_BINDINGS = """
-INSERT INTO registration_binding
+INSERT INTO authority_binding
     (license_id, installation_id, node_count, state, first_bound, last_verified,
      last_nonce, unbound_reason)
 SELECT id, gen_random_uuid(), 1, 'active', now(), now(), '', ''
-FROM registration_issuedlicense WHERE id > %s
+FROM authority_issuedlicense WHERE id > %s
 """
 
 
@@ -283,21 +283,21 @@ def _fill(count: int, kid: str, text: str) -> float:
     """Add count licenses, each bound to its own installation; return seconds taken."""
     start = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT coalesce(max(id), 0) FROM registration_issuedlicense")
+        cursor.execute("SELECT coalesce(max(id), 0) FROM authority_issuedlicense")
         (last_id,) = cursor.fetchone()
         cursor.execute(_BULK_LICENSES, [settings.APP_NAME, kid, text, count])
         cursor.execute(_BULK_BINDINGS, [last_id])
-        cursor.execute("VACUUM ANALYZE registration_issuedlicense")
-        cursor.execute("VACUUM ANALYZE registration_binding")
-        cursor.execute("VACUUM ANALYZE registration_auditevent")
+        cursor.execute("VACUUM ANALYZE authority_issuedlicense")
+        cursor.execute("VACUUM ANALYZE authority_binding")
+        cursor.execute("VACUUM ANALYZE authority_auditevent")
     return time.monotonic() - start
 
 
 def _sample(size: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT l.license_id, b.installation_id FROM registration_issuedlicense l "
-            "JOIN registration_binding b ON b.license_id = l.id AND b.state = 'active' "
+            "SELECT l.license_id, b.installation_id FROM authority_issuedlicense l "
+            "JOIN authority_binding b ON b.license_id = l.id AND b.state = 'active' "
             "ORDER BY random() LIMIT %s",
             [size],
         )
@@ -328,7 +328,7 @@ def phone_at_scale(kid: str, quick: bool) -> Row:
     size, repeats = (100, 3) if quick else (200, 5)
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE registration_binding, registration_issuedlicense, registration_auditevent"
+            "TRUNCATE authority_binding, authority_issuedlicense, authority_auditevent"
         )
     text = _bulk_text(kid)
     _fill(1000, kid, text)

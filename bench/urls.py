@@ -9,7 +9,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from licserver.urls import urlpatterns as product_urlpatterns
+from licserver.urls import both
+from licserver.urls.shared import handler400, handler403, handler404, handler500  # noqa: F401
 from registration.authority.models import IssuedLicense
 
 
@@ -23,5 +24,5 @@ def one_indexed_read(request: HttpRequest, license_id: str) -> HttpResponse:
 
 urlpatterns = [
     path("bench/one-read/<uuid:license_id>", one_indexed_read),
-    *product_urlpatterns,
+    *both.urlpatterns,
 ]

@@ -31,7 +31,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from registration import clock
 from registration.cluster import admission, leases
@@ -269,8 +269,9 @@ def start_process() -> NodeState | None:
         node = this_node()
         try:
             state = start_node(node, offset_seconds=measure_offset(), pid=os.getpid())
-        except DatabaseError:
-            # Serve anyway (pages answer 503 while the database is away); the heartbeat's
+        except Exception:
+            # Serve anyway (pages answer 503 while the database is away, and a failing
+            # project_started receiver must not stop a worker booting); the heartbeat's
             # first renewal finds no lease and starts the node then.
             log.exception("Could not start node %s; the heartbeat will retry", node)
             _heartbeat = Heartbeat(node)
