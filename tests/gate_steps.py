@@ -12,12 +12,11 @@ from contextlib import AbstractContextManager
 
 from django.conf import settings
 
-from registration import clock
-from registration.authority.binding import verify_for_phone
 from registration.cluster import identity, lifecycle
 from registration.flows.code import Outcome, submit_code
 from registration.flows.upload import upload_license
 from registration.models import ChallengeState, Installation, QrChallenge, RegistrationState
+from tests.phone_steps import phone_code, wrong_code
 
 Capture = Callable[..., AbstractContextManager]
 
@@ -30,13 +29,6 @@ def upload(capture: Capture, text: str) -> QrChallenge:
     return QrChallenge.objects.get(state=ChallengeState.OPEN)
 
 
-def phone_code(challenge: QrChallenge) -> str:
-    """The 6-digit code the vendor's phone page shows for this challenge."""
-    result = verify_for_phone(challenge.token, now=clock.now())
-    assert result.ok, result.problems
-    return result.code
-
-
 def register(capture: Capture, issue: Callable, **fields: object) -> None:
     """Issue a license, upload it, scan the QR and submit the code: Registered."""
     _lic, text = issue(**fields)
@@ -44,11 +36,6 @@ def register(capture: Capture, issue: Callable, **fields: object) -> None:
     with capture(execute=True):
         outcome = submit_code(phone_code(challenge)).outcome
     assert outcome == Outcome.ACCEPTED
-
-
-def wrong_code(challenge: QrChallenge) -> str:
-    right = phone_code(challenge)
-    return "000000" if right != "000000" else "111111"
 
 
 def lock(capture: Capture, issue: Callable) -> None:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-from registration import clock
-from registration.authority.binding import verify_for_phone
 from registration.cluster.identity import NodeIdentity
 from registration.flows.code import Outcome, submit_code
 from registration.flows.upload import upload_license
 from registration.models import AuditAction, AuditEvent, Installation, NodeLease
+from tests.phone_steps import phone_code
 
 
 def register(text: str) -> None:
     """Upload a license and submit the code the phone shows: the installation is Registered."""
     result = upload_license(text.encode(), "container")
     assert result.accepted, result.validation.codes
-    shown = verify_for_phone(result.challenge.token, now=clock.now())
-    assert shown.ok, shown.problems
-    assert submit_code(shown.code).outcome == Outcome.ACCEPTED
+    assert submit_code(phone_code(result.challenge)).outcome == Outcome.ACCEPTED
 
 
 def node(name: str) -> NodeIdentity:

@@ -147,6 +147,19 @@ def server_env(database: str, key_dir: Path, var_dir: Path, **overrides: str) ->
     return env
 
 
+def closed_port_env(var_dir: Path) -> dict[str, str]:
+    """An environment whose database is a PostgreSQL port nothing listens on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CACHE_URL"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="licserver.settings",
+        DATABASE_URL="postgres://postgres@127.0.0.1:1/nothing_here?connect_timeout=2",
+        LICSERVER_VAR_DIR=str(var_dir),
+        SECRET_KEY="x" * 50,
+        LOG_LEVEL="CRITICAL",
+    )
+    return env
+
+
 def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     """Run `manage.py args` in env; return its output, or fail the test showing it."""
     done = subprocess.run(

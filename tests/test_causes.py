@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 
 from registration import clock
-from registration.protocol.validity import valid_until
 from registration.protocol.causes import Cause, CauseCode, NodeClock, validate
+from registration.protocol.validity import valid_until
 from tests.conftest import make_license
 
 EXHAUSTED_LINE = (

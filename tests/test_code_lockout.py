@@ -11,7 +11,6 @@ from django.db import DatabaseError
 from django.urls import reverse
 
 from registration import clock
-from registration.authority.binding import verify_for_phone
 from registration.flows.challenge import refresh_challenge
 from registration.flows.code import Outcome, lockout_minutes, submit_code
 from registration.flows.upload import upload_license
@@ -21,6 +20,7 @@ from registration.protocol.challenge import Purpose, authority_key, code_for, de
 from registration.protocol.keys import load_authority_key
 from registration.protocol.license import license_secret
 from tests.conftest import KID, START
+from tests.phone_steps import phone_code, wrong_code
 
 pytestmark = pytest.mark.django_db
 
@@ -47,16 +47,6 @@ def registered_license(frozen_clock, issue):
 
 def open_challenge() -> QrChallenge:
     return QrChallenge.objects.get(state=ChallengeState.OPEN)
-
-
-def right_code() -> str:
-    result = verify_for_phone(open_challenge().token, now=clock.now())
-    assert result.ok, result.problems
-    return result.code
-
-
-def wrong_code() -> str:
-    return f"{(int(right_code()) + 1) % 1_000_000:06d}"
 
 
 def failed_attempts() -> int:
@@ -88,14 +78,14 @@ def test_many_format_errors_leave_all_five_attempts(manager_client, registered_l
     for _ in range(10):
         submit(manager_client, "12a456")
 
-    status, body = submit(manager_client, wrong_code())
+    status, body = submit(manager_client, wrong_code(open_challenge()))
 
     assert status == 400
     assert "Incorrect verification code. 4 attempts left." in body
 
 
 def test_spaces_are_trimmed(manager_client, registered_license):
-    code = right_code()
+    code = phone_code(open_challenge())
 
     status, _ = submit(manager_client, f" {code[:3]} {code[3:]} ")
 
@@ -104,7 +94,7 @@ def test_spaces_are_trimmed(manager_client, registered_license):
 
 
 def test_wrong_codes_count_down_then_lock(manager_client, registered_license):
-    wrong = wrong_code()
+    wrong = wrong_code(open_challenge())
     for left, word in [(4, "attempts"), (3, "attempts"), (2, "attempts"), (1, "attempt")]:
         status, body = submit(manager_client, wrong)
         assert status == 400
@@ -122,7 +112,7 @@ def test_wrong_codes_count_down_then_lock(manager_client, registered_license):
 
 
 def test_correct_code_at_4_59_is_accepted(manager_client, registered_license, frozen_clock):
-    code = right_code()
+    code = phone_code(open_challenge())
     frozen_clock.advance(minutes=4, seconds=59)
 
     status, _ = submit(manager_client, code)
@@ -134,7 +124,7 @@ def test_correct_code_at_4_59_is_accepted(manager_client, registered_license, fr
 def test_correct_code_at_5_00_is_expired_and_not_an_attempt(
     manager_client, registered_license, frozen_clock
 ):
-    code = right_code()
+    code = phone_code(open_challenge())
     frozen_clock.advance(minutes=5)
 
     status, body = submit(manager_client, code)
@@ -146,7 +136,7 @@ def test_correct_code_at_5_00_is_expired_and_not_an_attempt(
 
 
 def test_replayed_code_is_refused(manager_client, registered_license, frozen_clock):
-    code = right_code()
+    code = phone_code(open_challenge())
     assert submit(manager_client, code)[0] == 302
     frozen_clock.advance(seconds=1)
 
@@ -160,12 +150,12 @@ def test_replayed_code_is_refused(manager_client, registered_license, frozen_clo
 def test_lock_for_15_minutes_then_the_right_code_works(
     manager_client, registered_license, frozen_clock
 ):
-    wrong = wrong_code()
+    wrong = wrong_code(open_challenge())
     for _ in range(5):
         submit(manager_client, wrong)
     frozen_clock.set(START + timedelta(minutes=14, seconds=59))
     manager_client.post(REFRESH)  # the first QR has expired long ago
-    code = right_code()
+    code = phone_code(open_challenge())
 
     status, body = submit(manager_client, code)
 
@@ -184,7 +174,7 @@ def test_lock_for_15_minutes_then_the_right_code_works(
 
 
 def test_locked_submissions_are_not_checked(manager_client, registered_license, frozen_clock):
-    wrong = wrong_code()
+    wrong = wrong_code(open_challenge())
     for _ in range(5):
         submit(manager_client, wrong)
     refusals = AuditEvent.objects.filter(action__in=["code_refused", "locked"]).count()
@@ -201,28 +191,28 @@ def test_a_new_qr_neither_unlocks_nor_resets_the_counter(
     manager_client, registered_license, frozen_clock, settings
 ):
     for _ in range(3):
-        submit(manager_client, wrong_code())
+        submit(manager_client, wrong_code(open_challenge()))
     manager_client.post(REFRESH)
 
-    status, body = submit(manager_client, wrong_code())
+    status, body = submit(manager_client, wrong_code(open_challenge()))
 
     assert "Incorrect verification code. 1 attempt left." in body
-    submit(manager_client, wrong_code())
+    submit(manager_client, wrong_code(open_challenge()))
     manager_client.post(REFRESH)
     settings.NODE_NAME = "node-b"  # another node reads the same row
-    status, body = submit(manager_client, right_code())
+    status, body = submit(manager_client, phone_code(open_challenge()))
     assert status == 429
     assert "Locked until 12:15:00" in body
 
 
 def test_success_resets_the_counter(manager_client, registered_license, frozen_clock):
     for _ in range(4):
-        submit(manager_client, wrong_code())
-    assert submit(manager_client, right_code())[0] == 302
+        submit(manager_client, wrong_code(open_challenge()))
+    assert submit(manager_client, phone_code(open_challenge()))[0] == 302
     assert failed_attempts() == 0
     manager_client.post(REFRESH)  # re-register
 
-    status, body = submit(manager_client, wrong_code())
+    status, body = submit(manager_client, wrong_code(open_challenge()))
 
     assert "Incorrect verification code. 4 attempts left." in body
 
@@ -239,7 +229,7 @@ def test_each_further_lock_lasts_twice_as_long_until_a_success(registered_licens
     durations = []
     for _ in range(9):
         refresh_challenge()
-        wrong = wrong_code()
+        wrong = wrong_code(open_challenge())
         results = [submit_code(wrong) for _ in range(5)]
         assert [r.outcome for r in results] == [Outcome.WRONG] * 4 + [Outcome.WRONG_AND_LOCKED]
         locked_until = results[-1].locked_until
@@ -251,11 +241,11 @@ def test_each_further_lock_lasts_twice_as_long_until_a_success(registered_licens
 
     assert durations == [15, 30, 60, 120, 240, 480, 960, 1440, 1440]
     refresh_challenge()
-    assert submit_code(right_code()).outcome == Outcome.ACCEPTED
+    assert submit_code(phone_code(open_challenge())).outcome == Outcome.ACCEPTED
     assert get_installation().lock_count == 0
     refresh_challenge()
     for _ in range(5):
-        last = submit_code(wrong_code())
+        last = submit_code(wrong_code(open_challenge()))
     assert last.locked_until - clock.now() == timedelta(minutes=15)
 
 
@@ -269,7 +259,7 @@ def test_code_for_another_challenge_purpose_or_installation_is_refused(
         load_authority_key(key_dir / f"{KID}.x25519.pem"),
         license_secret(challenge.license.text),
     )
-    right = code_for(proto, vendor_key)
+    right = phone_code(challenge)
     variants = [
         replace(proto, purpose=Purpose.RE_REGISTER),
         replace(proto, installation_id=uuid.uuid4()),
@@ -296,7 +286,7 @@ def test_a_failed_audit_write_after_the_comparison_still_counts(
         return real_record(action, **kwargs)
 
     monkeypatch.setattr(AuditEvent, "record", failing_record)
-    wrong = wrong_code()
+    wrong = wrong_code(open_challenge())
 
     status, body = submit(manager_client, wrong)
 
@@ -314,7 +304,7 @@ def test_a_failed_audit_write_after_the_comparison_still_counts(
 
 def test_page_shows_the_lock_to_every_visitor(manager_client, registered_license, frozen_clock):
     for _ in range(5):
-        submit(manager_client, wrong_code())
+        submit(manager_client, wrong_code(open_challenge()))
     frozen_clock.advance(minutes=3, seconds=7)
 
     body = manager_client.get(PAGE).content.decode()

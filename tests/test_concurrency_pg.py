@@ -20,7 +20,7 @@ from registration.flows.upload import upload_license
 from registration.installation import get_installation
 from registration.models import AuditAction, AuditEvent, ChallengeState, QrChallenge
 from tests.conftest import needs_postgres
-from tests.test_phone import crafted_token
+from tests.phone_steps import crafted_token, phone_code, wrong_code
 
 pytestmark = [needs_postgres, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -50,14 +50,8 @@ def uploaded(frozen_clock, issue) -> QrChallenge:
     return result.challenge
 
 
-def right_code(challenge: QrChallenge) -> str:
-    result = verify_for_phone(challenge.token, now=clock.now())
-    assert result.ok
-    return result.code
-
-
 def test_fifty_parallel_wrong_codes_check_at_most_five(uploaded):
-    wrong = f"{(int(right_code(uploaded)) + 1) % 1_000_000:06d}"
+    wrong = wrong_code(uploaded)
 
     results = in_threads(50, lambda _i: submit_code(wrong).outcome)
 
@@ -77,7 +71,7 @@ def test_fifty_parallel_wrong_codes_check_at_most_five(uploaded):
 
 
 def test_the_right_code_from_ten_threads_is_accepted_once(uploaded):
-    code = right_code(uploaded)
+    code = phone_code(uploaded)
 
     results = in_threads(10, lambda _i: submit_code(code).outcome)
 
@@ -105,7 +99,7 @@ def test_two_first_scans_from_two_installations_bind_once(frozen_clock, issue):
 
 
 def test_refresh_racing_a_submission_leaves_one_open_challenge(uploaded):
-    code = right_code(uploaded)
+    code = phone_code(uploaded)
 
     def work(index: int) -> object:
         return refresh_challenge() if index % 2 else submit_code(code).outcome

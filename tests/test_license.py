@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
 from registration.protocol.keys import load_signing_key, raw_public
-from registration.protocol.validity import is_expired, valid_until
 from registration.protocol.license import (
     ARMOR_BEGIN,
     ARMOR_END,
@@ -20,6 +19,7 @@ from registration.protocol.license import (
     parse_payload,
     verify_license,
 )
+from registration.protocol.validity import is_expired, valid_until
 from tests.conftest import KID, make_license
 
 

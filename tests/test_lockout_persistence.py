@@ -31,21 +31,19 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 HELPERS = """
 import json, os, uuid
 from datetime import datetime
+from django.conf import settings
 from registration import clock
-from registration.protocol.challenge import code_for, decode_token
+from registration.authority.registry import record_issued_license
+from registration.protocol.license import verify_license
 from registration.models import Installation
 from registration.cluster import identity, lifecycle
 from registration.flows.challenge import open_challenge, refresh_challenge
 from registration.flows.code import submit_code
 from registration.flows.upload import upload_license
+from tests.phone_steps import phone_code, wrong_code
 
-def right_code():
-    challenge = open_challenge(clock.now())
-    proto, _mac = decode_token(challenge.token)
-    return code_for(proto, bytes(challenge.key))
-
-def wrong_code():
-    return f"{(int(right_code()) + 1) % 1_000_000:06d}"
+def challenge():
+    return open_challenge(clock.now())
 
 def submit(code):
     return str(submit_code(code).outcome)
@@ -117,8 +115,12 @@ def stored(db_path: Path) -> tuple:
 UPLOAD_AND_FAIL_FOUR = """
 def step():
     with open(os.environ["LICENSE_FILE"], "rb") as f:
-        assert upload_license(f.read(), "container").accepted
-    wrong = wrong_code()
+        text = f.read()
+    # The vendor recorded the license it issued, so the phone shows codes for it.
+    lic = verify_license(text, settings.LICENSE_PUBLIC_KEYS, settings.LICENSE_MAX_BYTES)
+    record_issued_license(lic, text.decode("ascii"), at=clock.now())
+    assert upload_license(text, "container").accepted
+    wrong = wrong_code(challenge())
     return [submit(wrong) for _ in range(4)]
 """
 RESTART_AND_FAIL_ONCE = """
@@ -126,17 +128,17 @@ def step():
     state = lifecycle.start_node(identity.NodeIdentity(identity.this_node().name, uuid.uuid4()))
     if open_challenge(clock.now()) is None:
         refresh_challenge()
-    return [str(state.life), submit(wrong_code())]
+    return [str(state.life), submit(wrong_code(challenge()))]
 """
 RIGHT_CODE = """
 def step():
-    return submit(right_code())
+    return submit(phone_code(challenge()))
 """
 NEW_QR_THEN_RIGHT_CODE = """
 def step():
     result = refresh_challenge()
     assert result.challenge is not None, result.causes
-    return submit(right_code())
+    return submit(phone_code(challenge()))
 """
 
 

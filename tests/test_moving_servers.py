@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -18,21 +17,17 @@ from registration.flows.upload import upload_license
 from registration.installation import get_installation
 from registration.models import Installation, QrChallenge
 from tests.conftest import START
-from tests.test_phone import crafted_token
+from tests.phone_steps import crafted_token, phone_code, shown_code
 
 pytestmark = pytest.mark.django_db
 
-CODE_ELEMENT = re.compile(r'id="verification-code"[^>]*>([0-9]{6})<')
 FULL = "The maximum license number has been reached."
 
 
-def register_here(phone: Client) -> QrChallenge:
+def register_here() -> QrChallenge:
     """Scan the open QR code with the phone and submit its code on the console."""
     challenge = QrChallenge.objects.get(state="open")
-    response = phone.get(reverse("phone:verify", kwargs={"token": challenge.token}))
-    assert response.status_code == 200, response.content.decode()
-    code = CODE_ELEMENT.search(response.content.decode()).group(1)
-    assert submit_code(code).outcome == Outcome.ACCEPTED
+    assert submit_code(phone_code(challenge)).outcome == Outcome.ACCEPTED
     return challenge
 
 
@@ -45,7 +40,7 @@ def new_server() -> None:
 def test_second_installation_is_refused_until_unbound(client: Client, frozen_clock, issue, staff):
     lic, text = issue()
     assert upload_license(text.encode(), "container").accepted
-    register_here(client)
+    register_here()
     old_installation = get_installation().installation_id
 
     frozen_clock.advance(days=3, hours=2)
@@ -62,7 +57,7 @@ def test_second_installation_is_refused_until_unbound(client: Client, frozen_clo
     assert FULL in body
     assert "This license is registered to another server since 2026/06/01 12:00 UTC." in body
     assert "Ask the vendor&#x27;s support staff to unbind it before moving servers." in body
-    assert not CODE_ELEMENT.search(body)
+    assert shown_code(body) is None
     binding = Binding.objects.get()
     assert binding.installation_id == old_installation
     assert binding.last_verified == START  # the refusal did not touch the holder's binding
@@ -77,7 +72,7 @@ def test_second_installation_is_refused_until_unbound(client: Client, frozen_clo
     assert binding.unbound_at == clock.now()
     assert binding.unbound_by == staff
     assert binding.unbound_reason == "Customer moved servers"
-    register_here(client)
+    register_here()
     assert get_installation().state == "registered"
     active = Binding.objects.get(state=BindingState.ACTIVE)
     assert active.installation_id == new_installation
@@ -89,13 +84,13 @@ def test_the_old_server_is_refused_after_the_license_moved(client: Client, froze
     """After the move, a scan from the first installation is the second one now."""
     lic, text = issue()
     upload_license(text.encode(), "container")
-    old_challenge = register_here(client)
+    old_challenge = register_here()
     old_token_installation = old_challenge.installation.installation_id
     binding = Binding.objects.get()
     unbind(binding.pk, actor=None, reason="moved", now=clock.now())
     new_server()
     upload_license(text.encode(), "container")
-    register_here(client)
+    register_here()
 
     # The old server re-registers (say, after a restart) with its own installation id.
     token = crafted_token(lic.license_id, installation_id=old_token_installation)
@@ -105,23 +100,23 @@ def test_the_old_server_is_refused_after_the_license_moved(client: Client, froze
     assert FULL in response.content.decode()
 
 
-def test_the_same_installation_may_scan_again(client: Client, frozen_clock, issue):
+def test_the_same_installation_may_scan_again(frozen_clock, issue):
     _, text = issue()
     upload_license(text.encode(), "container")
-    register_here(client)
+    register_here()
     frozen_clock.advance(hours=1)
 
     refresh_challenge()  # re-register, for example after a restart
-    register_here(client)
+    register_here()
 
     assert Binding.objects.count() == 1
     assert Binding.objects.get().last_verified == START + timedelta(hours=1)
 
 
-def test_unbinding_twice_changes_nothing(frozen_clock, issue, client: Client):
+def test_unbinding_twice_changes_nothing(frozen_clock, issue):
     _, text = issue()
     upload_license(text.encode(), "container")
-    register_here(client)
+    register_here()
     binding = Binding.objects.get()
     unbind(binding.pk, actor=None, reason="first", now=clock.now())
     frozen_clock.advance(minutes=1)

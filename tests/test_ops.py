@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,9 @@ from django.urls import reverse
 
 from registration.flows.challenge import refresh_challenge
 from registration.flows.code import Outcome, submit_code
-from tests.gate_steps import lock, register, restart, upload, wrong_code
+from tests.gate_steps import lock, register, restart, upload
+from tests.phone_steps import wrong_code
+from tests.processes import closed_port_env
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHZ = reverse("healthz")
@@ -74,19 +75,6 @@ setup_test_environment()
 response = Client().get("/healthz")
 sys.stdout.write(f"{response.status_code} {response.content.decode()}")
 """
-
-
-def closed_port_env(tmp_path: Path) -> dict[str, str]:
-    """An environment whose database is a PostgreSQL port nothing listens on."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CACHE_URL"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="licserver.settings",
-        DATABASE_URL="postgres://postgres@127.0.0.1:1/nothing_here?connect_timeout=2",
-        LICSERVER_VAR_DIR=str(tmp_path),
-        SECRET_KEY="x" * 50,
-        LOG_LEVEL="CRITICAL",
-    )
-    return env
 
 
 @pytest.mark.processes

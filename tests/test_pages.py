@@ -351,6 +351,20 @@ def test_the_console_layout_names_where_the_admin_is(manager_client, frozen_cloc
     assert any(a.attrs["href"] == "#content" for a in page.all("a"))
 
 
+def test_the_version_page_shows_what_goes_into_a_license_request(manager_client, frozen_clock):
+    body = get_ok(manager_client, reverse("registration:version"))
+
+    for element_id, value in [
+        ("app-name", "ReportServer"),
+        ("minor-version", "11.0"),
+        ("build-version", "11.0.20"),
+        ("build-date", "2024-02-01"),
+        ("project-content", "reports"),
+    ]:
+        assert f'id="{element_id}">{value}<' in body, element_id
+    assert "System Management" in body and "Registration Management" in body
+
+
 # --- With JavaScript off ------------------------------------------------------------
 
 

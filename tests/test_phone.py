@@ -20,12 +20,10 @@ from registration.flows.upload import upload_license
 from registration.installation import get_installation
 from registration.models import ChallengeState, QrChallenge
 from registration.protocol.challenge import Purpose, encode_token, new_challenge
-from registration.protocol.license import license_secret
 from tests.conftest import KID, START, make_license
+from tests.phone_steps import crafted_token, shown_code
 
 pytestmark = pytest.mark.django_db
-
-CODE_ELEMENT = re.compile(r'id="verification-code"[^>]*>([^<]*)<')
 
 
 def phone_url(token: str) -> str:
@@ -36,24 +34,6 @@ def upload(text: str) -> QrChallenge:
     result = upload_license(text.encode(), "container")
     assert result.accepted, result.validation.causes
     return result.challenge
-
-
-def crafted_token(license_id: uuid.UUID, *, node_count: int = 1, installation_id=None) -> str:
-    """A token exactly as a console holding the license would make it, for facts the test
-    chooses (the license's secret comes from its file, as the console's does)."""
-    proto, key = new_challenge(
-        purpose=Purpose.REGISTER,
-        license_id=license_id,
-        installation_id=installation_id or uuid.uuid4(),
-        node_name="node-a",
-        node_count=node_count,
-        kid=KID,
-        authority_public=base64.b64decode(django_settings.AUTHORITY_PUBLIC_KEYS[KID]),
-        license_secret=license_secret(IssuedLicense.objects.get(license_id=license_id).text),
-        now=clock.now(),
-        ttl_seconds=300,
-    )
-    return encode_token(proto, key)
 
 
 def test_valid_token_shows_the_code_tag_company_project_and_time_left(
@@ -67,8 +47,8 @@ def test_valid_token_shows_the_code_tag_company_project_and_time_left(
 
     assert response.status_code == 200
     body = response.content.decode()
-    code = CODE_ELEMENT.search(body).group(1)
-    assert re.fullmatch(r"[0-9]{6}", code)
+    code = shown_code(body)
+    assert code is not None and re.fullmatch(r"[0-9]{6}", code)
     assert f'id="challenge-tag">{challenge.tag}<' in body
     assert "<dd>Acme Ltd</dd>" in body and "<dd>Reports</dd>" in body
     assert 'id="countdown">280<' in body
@@ -285,7 +265,7 @@ def test_reloading_the_page_shows_the_same_code_without_writing(
 ):
     _, text = issue()
     challenge = upload(text)
-    first = CODE_ELEMENT.search(client.get(phone_url(challenge.token)).content.decode())
+    first = shown_code(client.get(phone_url(challenge.token)).content.decode())
     binding = Binding.objects.get()
     entries = AuditEvent.objects.count()
     frozen_clock.advance(seconds=30)
@@ -295,7 +275,8 @@ def test_reloading_the_page_shows_the_same_code_without_writing(
         again = client.get(phone_url(challenge.token))
 
     assert again.status_code == 200
-    assert CODE_ELEMENT.search(again.content.decode()).group(1) == first.group(1)
+    assert first is not None
+    assert shown_code(again.content.decode()) == first
     assert AuditEvent.objects.count() == entries
     binding.refresh_from_db()
     assert binding.last_verified == START
@@ -311,7 +292,7 @@ def test_a_reload_after_a_revoke_is_refused(client: Client, frozen_clock, issue)
     response = client.get(phone_url(challenge.token))
 
     assert response.status_code == 403
-    assert CODE_ELEMENT.search(response.content.decode()) is None
+    assert shown_code(response.content.decode()) is None
 
 
 def test_a_token_made_without_the_license_file_binds_nothing(client: Client, frozen_clock, issue):
@@ -333,6 +314,6 @@ def test_a_token_made_without_the_license_file_binds_nothing(client: Client, fro
     response = client.get(phone_url(encode_token(proto, key)))
 
     assert response.status_code == 400
-    assert CODE_ELEMENT.search(response.content.decode()) is None
+    assert shown_code(response.content.decode()) is None
     assert not Binding.objects.exists()
     assert "Acme Ltd" not in response.content.decode()

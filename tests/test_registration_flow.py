@@ -16,7 +16,6 @@ from django.urls import reverse
 from PIL import Image
 
 from registration import clock
-from registration.authority.binding import verify_for_phone
 from registration.flows.challenge import refresh_challenge
 from registration.flows.code import Outcome, submit_code
 from registration.installation import get_installation
@@ -28,6 +27,7 @@ from registration.models import (
     QrChallenge,
     RegistrationState,
 )
+from tests.phone_steps import phone_code, wrong_code
 
 pytestmark = pytest.mark.django_db
 
@@ -49,13 +49,6 @@ def upload(client: Client, text: str, auth_method: str = "container"):
 
 def open_challenge() -> QrChallenge:
     return QrChallenge.objects.get(state=ChallengeState.OPEN)
-
-
-def phone_code(challenge: QrChallenge) -> str:
-    """What the phone shows for this challenge, from the vendor's side."""
-    result = verify_for_phone(challenge.token, now=clock.now())
-    assert result.ok, result.problems
-    return result.code
 
 
 def actions() -> list[str]:
@@ -263,9 +256,8 @@ def test_audit_log_follows_the_whole_registration(manager_client, manager, froze
     upload(manager_client, bad)
     upload(manager_client, good)
     manager_client.post(REFRESH)
-    right = phone_code(open_challenge())
-    manager_client.post(CODE, {"code": f"{(int(right) + 1) % 1_000_000:06d}"})
-    manager_client.post(CODE, {"code": right})
+    manager_client.post(CODE, {"code": wrong_code(open_challenge())})
+    manager_client.post(CODE, {"code": phone_code(open_challenge())})
 
     console_actions = actions()
     expected = [
@@ -291,8 +283,7 @@ def test_audit_log_follows_the_whole_registration(manager_client, manager, froze
 def test_lock_is_audited_and_the_page_says_until_when(manager_client, frozen_clock, issue):
     _, text = issue()
     upload(manager_client, text)
-    right = phone_code(open_challenge())
-    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    wrong = wrong_code(open_challenge())
     for _ in range(4):
         manager_client.post(CODE, {"code": wrong})
 

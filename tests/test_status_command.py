@@ -18,7 +18,7 @@ from registration.models import InstalledLicense, NodeLease
 from tests.conftest import START
 from tests.gate_steps import lock, register, restart
 from tests.node_steps import node
-from tests.test_ops import closed_port_env
+from tests.processes import closed_port_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
