@@ -327,9 +327,7 @@ def phone_at_scale(kid: str, quick: bool) -> Row:
     big = 100_000 if quick else 1_000_000
     size, repeats = (100, 3) if quick else (200, 5)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE authority_binding, authority_issuedlicense, authority_auditevent"
-        )
+        cursor.execute("TRUNCATE authority_binding, authority_issuedlicense, authority_auditevent")
     text = _bulk_text(kid)
     _fill(1000, kid, text)
     small_ns, small_statuses = _phone_latency(kid, size, repeats, text)
