@@ -4,7 +4,6 @@ console's audit log. The vendor's data lives in registration.authority."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -154,10 +153,6 @@ class QrChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"{Purpose(self.purpose).label} {self.tag} ({self.state})"
-
-    def is_valid_at(self, now: datetime) -> bool:
-        """A challenge is valid from issued_at up to, not including, expires_at."""
-        return self.issued_at <= now < self.expires_at
 
 
 class NodeLease(models.Model):

@@ -18,7 +18,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from registration.authority.models import (
     AuditAction,
@@ -27,7 +27,13 @@ from registration.authority.models import (
     BindingState,
     IssuedLicense,
 )
-from registration.protocol.causes import Cause, license_exhausted, license_expired
+from registration.protocol.causes import (
+    TITLES,
+    Cause,
+    CauseCode,
+    license_exhausted,
+    license_expired,
+)
 from registration.protocol.challenge import (
     Challenge,
     ChallengeError,
@@ -103,8 +109,8 @@ def _invalid(detail: str) -> PhoneResult:
 
 
 _UNKNOWN_LICENSE = Problem(
-    _lazy("License content is incorrect"),
-    (_lazy("This license is not in the vendor's registry."),),
+    TITLES[CauseCode.LICENSE_CONTENT_INCORRECT],
+    (gettext_lazy("This license is not in the vendor's registry."),),
     404,
     ProblemCode.UNKNOWN_LICENSE,
 )

@@ -13,6 +13,8 @@ from django.urls import Resolver404, resolve
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from registration.protocol.causes import TITLES, CauseCode
+
 
 @dataclass
 class LocalAdmission:
@@ -62,6 +64,6 @@ class AdmissionMiddleware:
                 "Nodes holding the seats: %(holders)s."
             ) % {"node": settings.NODE_NAME, "holders": holders}
             body = loader.get_template("error.html").render(
-                {"title": _("License Exhausted"), "message": message}, request
+                {"title": TITLES[CauseCode.LICENSE_EXHAUSTED], "message": message}, request
             )
         return HttpResponse(body, status=503)

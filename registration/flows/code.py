@@ -79,9 +79,9 @@ def submit_code(
         )
         if challenge is None:
             return SubmitResult(Outcome.NO_CHALLENGE)
-        if not challenge.is_valid_at(now):
-            return SubmitResult(Outcome.EXPIRED)
         proto, _mac = decode_token(challenge.token)
+        if proto.is_expired(now):
+            return SubmitResult(Outcome.EXPIRED)
         expected = code_for(proto, bytes(challenge.key))
         if codes_match(expected, code):
             return _accept(row, challenge, now, actor, client_address)

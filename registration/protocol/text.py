@@ -20,7 +20,7 @@ NODE_NAME_MAX_BYTES = 64
 # A key id: what pins a key in settings, names a key file and travels in licenses and QR
 # tokens. Apply with fullmatch.
 KID_MAX_BYTES = 32
-KID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+KID_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{KID_MAX_BYTES - 1}}}")
 
 # Every date an admin or support engineer reads: 2024/02/01, as the product's
 # documentation writes it ("Expiration date: 2019/02/22"). Forms also accept it as input;

@@ -16,7 +16,6 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from registration.gate import GateState, RegistrationValue, current_registration
@@ -56,7 +55,7 @@ def license_expiry_warning(context: template.Context) -> SafeString | str:
     if value.state == GateState.LICENSE_EXPIRED:
         return format_html(
             '<p class="error" role="alert" id="expiry-warning">{}</p>',
-            _("License expired on %(date)s") % {"date": day},
+            value.message(),
         )
     if not 0 <= value.days_left <= settings.LICENSE_EXPIRY_WARNING_DAYS:
         return ""
