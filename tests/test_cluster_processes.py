@@ -144,8 +144,9 @@ def cluster(cluster_env, tmp_path) -> Iterator[tuple[Cluster, ClusterDatabase]]:
     env, db = cluster_env
     # Each test starts from an empty installation (and vendor bindings), same users.
     db.query(
-        "TRUNCATE registration_challenge, registration_nodelease, registration_installation, "
-        "registration_installedlicense, registration_binding, registration_auditevent CASCADE"
+        "TRUNCATE registration_qrchallenge, registration_nodelease, registration_installation, "
+        "registration_installedlicense, authority_binding, registration_auditevent, "
+        "authority_auditevent CASCADE"
     )
     subprocess.run(
         ["redis-cli", "-u", env["CACHE_URL"], "FLUSHDB"], check=False, capture_output=True

@@ -47,11 +47,11 @@ class SubmissionDatabase(Database):
         return {
             "installation": installation,
             "challenges": self.query(
-                "SELECT id, state, closed_at FROM registration_challenge ORDER BY id"
+                "SELECT id, state, closed_at FROM registration_qrchallenge ORDER BY id"
             ),
             "bindings": self.query(
                 "SELECT id, state, installation_id, last_verified, unbound_at "
-                "FROM registration_binding ORDER BY id"
+                "FROM authority_binding ORDER BY id"
             ),
             "audit": self.query("SELECT id, action FROM registration_auditevent ORDER BY id"),
         }
@@ -106,7 +106,7 @@ def blocked_on_audit(db: Database, locker_pid: int) -> int | None:
           AND waiting.relation = 'registration_auditevent'::regclass
           AND EXISTS (SELECT 1 FROM pg_locks held WHERE held.pid = waiting.pid
                       AND held.granted AND held.mode = 'RowExclusiveLock'
-                      AND held.relation = 'registration_challenge'::regclass)
+                      AND held.relation = 'registration_qrchallenge'::regclass)
           AND EXISTS (SELECT 1 FROM pg_locks held WHERE held.pid = waiting.pid
                       AND held.granted AND held.mode = 'RowExclusiveLock'
                       AND held.relation = 'registration_installation'::regclass)
@@ -126,7 +126,7 @@ def test_sigkill_in_the_middle_of_a_code_submission_commits_nothing(env, servers
     browser = Browser(server.base)
     browser.login()
     upload_license(environment, browser, tmp_path)
-    (token,) = db.query("SELECT token FROM registration_challenge WHERE state = 'open'")[0]
+    (token,) = db.query("SELECT token FROM registration_qrchallenge WHERE state = 'open'")[0]
     # The phone scans the QR code: the vendor side binds the license and shows the code.
     status, phone = browser.request(f"/m/{token}")
     code = shown_code(phone)
