@@ -1,14 +1,14 @@
 """Gunicorn settings for licserver: `gunicorn -c gunicorn.conf.py licserver.wsgi`.
 
-The master makes the node's boot id before any worker forks, so every worker of this node
-(and every worker that replaces one) shares it; a new master is a new start of the node.
-The master releases the node's lease when it exits cleanly. See docs/cluster.md.
+The master makes the node's boot id before any worker forks, as the boot's master, so
+every worker of this node (and every worker that replaces one) joins it; a new master is a
+new start of the node, whatever boot id its environment holds. The master releases the
+node's lease when it exits cleanly. See docs/cluster.md.
 """
 
 import os
-import uuid
 
-from registration.cluster.identity import BOOT_ID_ENV
+from registration.cluster import identity
 
 bind = [f"{os.environ.get('BIND', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -22,9 +22,9 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Make a new boot id for this start of the node, before any worker forks."""
-    os.environ[BOOT_ID_ENV] = str(uuid.uuid4())
-    server.log.info("Node boot id %s", os.environ[BOOT_ID_ENV])
+    """Make a new boot id, mastered by this process, before any worker forks."""
+    boot_id = identity.new_boot()
+    server.log.info("Node boot id %s (master %s)", boot_id, os.environ[identity.BOOT_MASTER_ENV])
 
 
 def post_worker_init(worker):

@@ -32,17 +32,17 @@ from bench.common import Row, le, ms, percentile
 from bench.pages import install_license, manager_client
 from registration import clock
 from registration.authority.registry import record_issued_license
-from registration.flows.challenge import refresh_challenge
+from registration.flows.challenge import refresh_challenge, verifier_pepper
 from registration.models import AuditAction, AuditEvent, Installation
 from registration.protocol.challenge import (
     Purpose,
-    code_for,
     decode_token,
     encode_token,
     new_challenge,
 )
 from registration.protocol.keys import load_signing_key
 from registration.protocol.license import b64decode_key, license_secret, sign_license
+from registration.protocol.verifier import check_verifier
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 20
@@ -364,8 +364,14 @@ def wrong_codes(kid: str, quick: bool, tmp: Path) -> Row:
     result = refresh_challenge()  # a fresh 5-minute QR, whatever ran before
     assert result.challenge is not None, result.causes
     challenge, _mac = decode_token(result.challenge.token)
-    right = code_for(challenge, bytes(result.challenge.key))
-    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    # Any code the verifier refuses is a wrong one (the console keeps no code to add 1 to).
+    wrong = next(
+        code
+        for code in ("000000", "000001")
+        if not check_verifier(
+            result.challenge.code_verifier, code, challenge.digest(), verifier_pepper()
+        )
+    )
     session = manager_client().cookies["sessionid"].value
     checked_actions = [AuditAction.CODE_REFUSED, AuditAction.LOCKED]
     before = AuditEvent.objects.filter(action__in=checked_actions).count()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from django.conf import settings
 
-from bench.common import Row, compare, le, us
+from bench.common import Row, compare, le, ms, us
 from registration.facts import configured_facts
+from registration.flows.challenge import verifier_cost
 from registration.protocol.causes import AUTH_METHOD_CONTAINER, LocalFacts, validate
 from registration.protocol.challenge import (
     Purpose,
@@ -33,6 +36,7 @@ from registration.protocol.license import (
     sign_license,
     strict_b64decode,
 )
+from registration.protocol.verifier import check_verifier, make_verifier
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -159,4 +163,34 @@ def six_digit_code(kid: str, quick: bool) -> list[Row]:
     rows[-1].detail.append(
         f"whole scan (decode token + MAC + code) {us(t)}: {ratio:.2f}x the raw exchange"
     )
+    rows.append(code_verifier_cost(challenge, key, quick))
     return rows
+
+
+def code_verifier_cost(challenge, key: bytes, quick: bool) -> Row:
+    """2c: one check of the code verifier, and what trying every code would cost."""
+    code = code_for(challenge, key)
+    cost = verifier_cost()
+    stored = make_verifier(code, challenge.digest(), b"p" * 32, cost)
+    repeats = 5 if quick else 15
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        assert check_verifier(stored, code, challenge.digest(), b"p" * 32)
+        samples.append(time.perf_counter_ns() - start)
+    check_ns = statistics.median(samples)
+    core_hours = check_ns * 10**6 / 1e9 / 3600
+    cores_in_lifetime = check_ns * 10**6 / 1e9 / settings.CHALLENGE_TTL_SECONDS
+    return Row(
+        "2c",
+        "code verifier check (scrypt), console side",
+        ms(check_ns),
+        "informational",
+        None,
+        [
+            f"scrypt N={cost.n} r={cost.r} p={cost.p}, {cost.memory_bytes // 2**20} MiB; "
+            f"min {ms(min(samples))}, max {ms(max(samples))} over {repeats}",
+            f"all 10^6 codes: {core_hours:.1f} core-hours, i.e. {cores_in_lifetime:.0f} cores "
+            f"busy for the whole {settings.CHALLENGE_TTL_SECONDS} s lifetime of a challenge",
+        ],
+    )

@@ -198,7 +198,12 @@ def cache_from_url(url: str | None) -> dict:
     return {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": url,
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        # Never pickle: a value written into Redis must not run code here (licserver/cache.py).
+        "OPTIONS": {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            "serializer": "licserver.cache.JSONSerializer",
+        },
     }
 
 

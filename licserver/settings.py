@@ -24,6 +24,7 @@ from licserver.env import (
     envstr,
     keys_from_dir,
 )
+from licserver.files import private_dir, private_sqlite_file
 from registration.protocol.text import CONTROL_CHARACTERS, NODE_NAME_MAX_BYTES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ def _secret_key() -> str:
     if value:
         return value
     path = VAR_DIR / "secret_key"
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    private_dir(VAR_DIR)  # 0700: var/ holds secrets (licserver/files.py)
     key = secrets.token_urlsafe(50)
     try:
         # Created with mode 0600 and only if absent: never readable by others, and of two
@@ -129,6 +130,8 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(envraw("DATABASE_URL"), VAR_DIR / "db.sqlite3")}
+# An SQLite file holds sessions and password hashes: made 0600 before anything connects.
+private_sqlite_file(DATABASES["default"])
 CACHES = {"default": cache_from_url(envraw("CACHE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -153,6 +156,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
+if STATIC_ROOT.is_relative_to(VAR_DIR):
+    private_dir(VAR_DIR)  # not made 0755 on the way to var/static
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # collectstatic writes gzip and Brotli copies beside each file; whitenoise serves them.
 # (No manifest: `make run` serves straight from the source folders without collectstatic.)
@@ -252,12 +257,28 @@ CHALLENGE_TTL_SECONDS = envint("CHALLENGE_TTL_SECONDS", 300, minimum=30, maximum
 LOCKOUT_MAX_ATTEMPTS = envint("LOCKOUT_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
 LOCKOUT_MINUTES = envint("LOCKOUT_MINUTES", 15, minimum=1)
 LOCKOUT_MAX_MINUTES = envint("LOCKOUT_MAX_MINUTES", 24 * 60, minimum=1)
+# What the console keeps of a challenge's code: an scrypt verifier (protocol/verifier.py).
+# Each check costs 16 MiB and about 60 ms on one core with the defaults, so trying all
+# 10^6 codes costs about 16 core-hours (docs/protocol.md); only 5 checks per lockout ever
+# run. N must be a power of two.
+CODE_VERIFIER_SCRYPT_N = envint("CODE_VERIFIER_SCRYPT_N", 2**14, minimum=2**10, maximum=2**20)
+CODE_VERIFIER_SCRYPT_R = envint("CODE_VERIFIER_SCRYPT_R", 8, minimum=1, maximum=64)
+CODE_VERIFIER_SCRYPT_P = envint("CODE_VERIFIER_SCRYPT_P", 1, minimum=1, maximum=16)
+if CODE_VERIFIER_SCRYPT_N & (CODE_VERIFIER_SCRYPT_N - 1):
+    raise ImproperlyConfigured("CODE_VERIFIER_SCRYPT_N must be a power of two, such as 16384.")
 # Per client address, django-ratelimit syntax.
 RATE_LOGIN = envstr("RATE_LOGIN", "10/m")
 RATE_UPLOAD = envstr("RATE_UPLOAD", "20/m")
 RATE_CODE = envstr("RATE_CODE", "30/m")
 RATE_CHALLENGE = envstr("RATE_CHALLENGE", "30/m")
 RATE_PHONE = envstr("RATE_PHONE", "30/m")
+# Per account a login form names (the username, case-folded), from every address together:
+# one attacker rotating addresses gets 20 guesses an hour at an account, 480 a day, where
+# RATE_LOGIN alone would give each address 10 a minute. Per hour, not per minute: a person
+# who mistypes a password does not try 20 times in an hour, and 5/m would still allow 7200
+# guesses a day. The price: while an attack runs, the account's real owner is refused too,
+# each time until the hour's window ends.
+RATE_LOGIN_ACCOUNT = envstr("RATE_LOGIN_ACCOUNT", "20/h")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = False
 RATELIMIT_VIEW = "registration.views.errors.ratelimited"
@@ -266,7 +287,7 @@ NODE_NAME = envmatch(
     "NODE_NAME",
     socket.gethostname(),
     f"[^{CONTROL_CHARACTERS}]+",
-    "a name without control characters",
+    "a name without control or invisible format characters",
 )
 NODE_NAME = NODE_NAME.encode("utf-8")[:NODE_NAME_MAX_BYTES].decode("utf-8", errors="ignore")
 NODE_HEARTBEAT_SECONDS = envint("NODE_HEARTBEAT_SECONDS", 10, minimum=1)

@@ -1,14 +1,15 @@
 """Django admin on the console: read-only views of its security state, for superusers only.
 
-The rows hold lockout counters and challenge keys: only superusers see them, nobody edits
-them, and a challenge's key is never shown.
+The rows hold lockout counters and live challenges: only superusers see them, nobody
+edits them, and a challenge's token and code verifier, like a license file, are never
+shown, filtered or searched (adminbase.StrictAdmin).
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from registration.adminbase import AuditLogAdmin, SuperuserOnlyAdmin
+from registration.adminbase import AuditLogAdmin, LicenseFileAdmin, SuperuserOnlyAdmin
 from registration.models import AuditEvent, Installation, InstalledLicense, NodeLease, QrChallenge
 
 
@@ -30,7 +31,7 @@ class InstallationAdmin(SuperuserOnlyAdmin):
 
 
 @admin.register(InstalledLicense)
-class InstalledLicenseAdmin(SuperuserOnlyAdmin):
+class InstalledLicenseAdmin(LicenseFileAdmin, SuperuserOnlyAdmin):
     list_display = [
         "license_id",
         "company",
@@ -44,9 +45,10 @@ class InstalledLicenseAdmin(SuperuserOnlyAdmin):
 
 
 @admin.register(QrChallenge)
-class ChallengeAdmin(SuperuserOnlyAdmin):
-    # The key derives the verification code and the token carries a live challenge:
-    # neither is ever shown.
+class QrChallengeAdmin(SuperuserOnlyAdmin):
+    # The token carries a live challenge and the verifier tests guesses of its code:
+    # neither is ever shown, filtered or searched.
+    secret_fields = ("token", "code_verifier")
     fields = [
         "installation",
         "license",

@@ -32,6 +32,7 @@ def configured_facts(
         now=now,
         node_clocks=tuple(node_clocks),
         max_clock_skew_seconds=settings.CLUSTER_MAX_CLOCK_SKEW_SECONDS,
+        max_vendor_clock_ahead_seconds=settings.CHALLENGE_TTL_SECONDS,
     )
 
 

@@ -7,7 +7,9 @@ admin's words when the project is not registered. Other services ask
 ``GET /api/registration`` (see docs/integration.md).
 
 The value is built from the cached status snapshot (one cache lookup, memoized on the
-request), this node's in-memory seat, and the wall clock: no database query on a hit.
+request) and this node's in-memory seat: no database query on a hit. Time is the later of
+the database's clock as of the snapshot and this node's clock, so a node's clock set
+back cannot keep an expired license going.
 """
 
 from __future__ import annotations
@@ -181,9 +183,12 @@ def current_registration(request: HttpRequest | None = None) -> RegistrationValu
         if memo is not None:
             return memo
     seat = admission.local
+    snap = status.cached_snapshot()
     value = evaluate(
-        status.cached_snapshot(),
-        status.wall_clock(),
+        snap,
+        # Never earlier than the database's clock when the snapshot was taken (at most
+        # STATUS_CACHE_SECONDS ago): turning a node's clock back never extends a license.
+        max(filter(None, (snap.taken_at, status.wall_clock()))),
         admitted=seat.admitted,
         seat_holders=tuple(seat.seat_holders),
     )

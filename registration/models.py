@@ -115,7 +115,8 @@ PURPOSE_CHOICES = [
 
 class QrChallenge(models.Model):
     """One QR challenge as the console keeps it (the token's content is
-    protocol.challenge.Challenge). Only K is kept; the server's private key never is."""
+    protocol.challenge.Challenge). Neither the server's private key, nor K, nor the code
+    is kept: only the code's verifier, while the challenge is open."""
 
     installation = models.ForeignKey(
         Installation, on_delete=models.CASCADE, verbose_name=_("installation")
@@ -128,7 +129,9 @@ class QrChallenge(models.Model):
         max_length=16, choices=ChallengeState.choices, default="open", verbose_name=_("state")
     )
     token = models.CharField(max_length=400, verbose_name=_("token"))
-    key = models.BinaryField(max_length=32, verbose_name=_("key"))
+    # Neither K nor the code is kept: only an scrypt verifier of the code, keyed by a
+    # secret from SECRET_KEY (protocol/verifier.py). Emptied when the challenge closes.
+    code_verifier = models.CharField(max_length=128, blank=True, verbose_name=_("code verifier"))
     tag = models.CharField(max_length=2, verbose_name=_("tag"))
     node_name = models.CharField(max_length=64, verbose_name=_("node name"))
     node_count = models.PositiveIntegerField(verbose_name=_("node count"))
@@ -167,6 +170,18 @@ class NodeLease(models.Model):
     admitted = models.BooleanField(default=True, verbose_name=_("admitted"))
     released_at = models.DateTimeField(null=True, blank=True, verbose_name=_("released at"))
     pid = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("process ID"))
+    # The boot's master (the process that made the boot id): only its live children join
+    # this lease. Its start time (clock ticks since the host booted) and the host's boot id
+    # tell it apart from a later process under the same pid; both are empty without /proc.
+    master_pid = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("master process ID")
+    )
+    master_started = models.BigIntegerField(
+        null=True, blank=True, verbose_name=_("master process start time")
+    )
+    host_boot_id = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("host boot ID")
+    )
 
     class Meta:
         verbose_name = _("node lease")

@@ -1,9 +1,12 @@
-"""The client's address, as far as it can be believed, and the rate limit keyed on it."""
+"""The client's address, as far as it can be believed, and the rate limits keyed on it
+(or on the account a login form names)."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 
 from django.conf import settings
@@ -85,14 +88,33 @@ def ratelimit_key(group: str, request: HttpRequest) -> str:
     return str(address)
 
 
-def over_limit(request: HttpRequest, group: str, rate: str) -> bool:
-    """Count this request against the client's budget; tell whether it is over.
+def login_account_key(group: str, request: HttpRequest) -> str:
+    """django-ratelimit key: the account a login form names, whatever its spelling: the
+    posted username in NFKC (as Django normalises usernames), case-folded, stripped. So
+    "Admin ", "admin" and "ＡＤＭＩＮ" share one budget. Empty when none is posted."""
+    username = request.POST.get("username", "")
+    return unicodedata.normalize("NFKC", username).casefold().strip()
+
+
+def over_limit(
+    request: HttpRequest,
+    group: str,
+    rate: str,
+    key: Callable[[str, HttpRequest], str] = ratelimit_key,
+) -> bool:
+    """Count this request against the budget of its key (by default the client's
+    address); tell whether it is over. A request whose key is empty is not counted.
 
     Fail closed: when the cache cannot count, raise RateLimitUnavailable rather than
     let the request through uncounted (or answer 500).
     """
+    value = key(group, request)
+    if not value:
+        return False
     try:
-        return is_ratelimited(request, group=group, key=ratelimit_key, rate=rate, increment=True)
+        return is_ratelimited(
+            request, group=group, key=lambda _group, _request: value, rate=rate, increment=True
+        )
     except CACHE_ERRORS as exc:
         log.error("Rate limit %s cannot be checked, refusing the request: %s", group, exc)
         raise RateLimitUnavailable(group) from exc

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 
 import qrcode
 import qrcode.constants
-from django.core.cache import cache
 
-from registration.net import CACHE_ERRORS
+from licserver.cache import CacheUnavailable, signed_get, signed_set
 
 MAX_QR_VERSION = 10
 QR_CACHE_SECONDS = 600
@@ -39,11 +37,12 @@ def cached_qr_png(url: str) -> bytes:
     """
     key = "registration:qr:" + hashlib.sha256(url.encode("ascii")).hexdigest()
     try:
-        png = cache.get(key)
-    except CACHE_ERRORS:  # the cache is down: render every time rather than fail
+        png = signed_get(key)
+    except CacheUnavailable:  # the cache is down: render every time rather than fail
         return qr_png(url)
-    if png is None:
+    # Only an image this product signed for this very URL is shown: an image planted in
+    # the cache could send the admin's phone anywhere.
+    if not isinstance(png, bytes):
         png = qr_png(url)
-        with contextlib.suppress(*CACHE_ERRORS):
-            cache.set(key, png, QR_CACHE_SECONDS)
+        signed_set(key, png, QR_CACHE_SECONDS)
     return png

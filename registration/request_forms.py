@@ -23,7 +23,11 @@ def latest_contract_date(now: datetime) -> date:
 def _plain_text(value: str) -> str:
     if has_control_characters(value):
         raise forms.ValidationError(
-            _("Remove the control characters (such as tabs or line breaks)."), code="control"
+            _(
+                "Remove the control characters (such as tabs or line breaks) and the "
+                "invisible characters (such as zero-width spaces)."
+            ),
+            code="control",
         )
     return value
 

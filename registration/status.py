@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
+from licserver.cache import CacheUnavailable, signed_get, signed_set
 from registration import clock
 from registration.cluster import leases
 from registration.models import Installation
-from registration.net import CACHE_ERRORS
 
 log = logging.getLogger(__name__)
 
 # Bump the version when StatusSnapshot's fields change, so nodes running the old code
 # and the new one never read each other's cached values.
-CACHE_KEY = "registration:status:v2"
+CACHE_KEY = "registration:status:v3"
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,61 @@ class StatusSnapshot:
     # Live admitted nodes when the snapshot was taken (counting needs a query, so it is
     # cached here; it may lag a node joining or leaving by STATUS_CACHE_SECONDS).
     nodes_used: int = 0
+    # The database's clock when the snapshot was taken: the gate decides expiry and
+    # locks with it, never with a node's own wall clock.
+    taken_at: datetime | None = None
+    # Installation.version when taken: a node never goes back to an older one.
+    version: int = 0
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
 
+    def to_json(self) -> dict[str, object]:
+        values = asdict(self)
+        for name in ("expires_at", "locked_until", "taken_at"):
+            if values[name] is not None:
+                values[name] = values[name].isoformat()
+        return values
+
+    @classmethod
+    def from_json(cls, values: object) -> StatusSnapshot | None:
+        """Rebuild a snapshot from to_json's output; None if it is not one."""
+        if not isinstance(values, dict) or values.keys() != _FIELDS:
+            return None
+        try:
+            return cls(
+                **{
+                    **values,
+                    "expires_at": _parse(date.fromisoformat, values["expires_at"]),
+                    "locked_until": _parse(datetime.fromisoformat, values["locked_until"]),
+                    "taken_at": _parse(datetime.fromisoformat, values["taken_at"]),
+                }
+            )
+        except (TypeError, ValueError):
+            return None
+
+    def is_fresh(self, wall_now: datetime) -> bool:
+        """Tell whether this node may still use the snapshot: at most STATUS_CACHE_SECONDS
+        old by this node's clock, give or take the cluster's allowed clock skew."""
+        if self.taken_at is None:
+            return False
+        skew = timedelta(seconds=settings.CLUSTER_MAX_CLOCK_SKEW_SECONDS)
+        age = wall_now - self.taken_at
+        return -skew <= age <= timedelta(seconds=settings.STATUS_CACHE_SECONDS) + skew
+
+
+def _parse(parse, value: object):
+    return None if value is None else parse(value)
+
 
 _FIELDS = frozenset(field.name for field in fields(StatusSnapshot))
+
+
+class _Seen:
+    """The newest installation version this process has read (a replayed older snapshot,
+    even a genuinely signed one, is never used after a newer one)."""
+
+    version = 0
 
 
 def snapshot(*, as_server: bool = True) -> StatusSnapshot:
@@ -54,7 +103,7 @@ def snapshot(*, as_server: bool = True) -> StatusSnapshot:
     now = clock.now()
     nodes_used = leases.live_node_count(now) if as_server else len(leases.seat_holders(now))
     if installation is None:
-        return StatusSnapshot(state="unregistered", nodes_used=nodes_used)
+        return StatusSnapshot(state="unregistered", nodes_used=nodes_used, taken_at=now)
     lic = installation.license
     return StatusSnapshot(
         state=installation.state,
@@ -65,29 +114,37 @@ def snapshot(*, as_server: bool = True) -> StatusSnapshot:
         max_nodes=lic.max_nodes if lic else 0,
         locked_until=installation.locked_until,
         nodes_used=nodes_used,
+        taken_at=now,
+        version=installation.version,
     )
 
 
 def cached_snapshot(store: BaseCache | None = None) -> StatusSnapshot:
     """Return the status with at most one cache lookup (and a query on a miss).
 
+    Only a snapshot this product signed (licserver.cache), fresh, and not older than one
+    this process has seen is used; anything else is read again from the database.
     store is the cache to use (the default cache unless given; a test passes a second
     client of the same Redis to play another node).
     """
-    store = cache if store is None else store
     try:
-        value = store.get(CACHE_KEY)
-    except CACHE_ERRORS as exc:
+        cached = StatusSnapshot.from_json(signed_get(CACHE_KEY, store))
+    except CacheUnavailable as exc:
         # The cache is down: the database is the truth, so read it (no 500).
         log.warning("Status cache unavailable, reading the database: %s", exc)
-        return snapshot()
-    if isinstance(value, dict) and value.keys() <= _FIELDS and "state" in value:
-        return StatusSnapshot(**value)
+        return _read_database()
+    if cached is not None and cached.version >= _Seen.version and cached.is_fresh(wall_clock()):
+        _Seen.version = cached.version
+        return cached
+    fresh = _read_database()
+    signed_set(CACHE_KEY, fresh.to_json(), settings.STATUS_CACHE_SECONDS, store)
+    return fresh
+
+
+def _read_database() -> StatusSnapshot:
     fresh = snapshot()
-    try:
-        store.set(CACHE_KEY, asdict(fresh), settings.STATUS_CACHE_SECONDS)
-    except CACHE_ERRORS as exc:
-        log.warning("Status cache unavailable, not storing the status: %s", exc)
+    # The database is the truth, even when its version is lower (a restored backup).
+    _Seen.version = fresh.version
     return fresh
 
 

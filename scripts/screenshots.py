@@ -176,14 +176,14 @@ def wait_for_qr(page: Page) -> None:
 
 
 def issue_refused_license(env: dict[str, str], out: Path) -> None:
-    """Sign a license that fails twice: an older version, and expired."""
-    facts = json.loads(
+    """Sign a license that fails twice: an older version, and another project content
+    (issue_license refuses an expiry date already past, so not an expired one)."""
+    app_name = json.loads(
         manage(
             env,
             "shell",
             "-c",
-            "import json; from django.conf import settings as s; "
-            "print(json.dumps([s.APP_NAME, s.PROJECT_CONTENT]))",
+            "import json; from django.conf import settings as s; print(json.dumps(s.APP_NAME))",
         )
         .strip()
         .splitlines()[-1]
@@ -194,11 +194,11 @@ def issue_refused_license(env: dict[str, str], out: Path) -> None:
         "issue_license",
         "--company=Demo Company",
         "--project-name=Demo Project",
-        f"--app-name={facts[0]}",
+        f"--app-name={app_name}",
         "--app-version=10.5",
-        f"--project-content={facts[1]}",
+        "--project-content=dashboards",
         f"--contract-date={(today - timedelta(days=400)).isoformat()}",
-        f"--expires={(today - timedelta(days=35)).isoformat()}",
+        f"--expires={(today + timedelta(days=330)).isoformat()}",
         "--max-nodes=1",
         f"--out={out}",
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 
@@ -44,9 +45,29 @@ def shown_code(page: str) -> str | None:
     return found.group(1) if found else None
 
 
-def crafted_token(license_id: uuid.UUID, *, node_count: int = 1, installation_id=None) -> str:
+def crafted_token(
+    license_id: uuid.UUID,
+    *,
+    node_count: int = 1,
+    installation_id=None,
+    issued_at: datetime | None = None,
+    ttl_seconds: int = 300,
+) -> str:
     """A token exactly as a console holding the license would make it, for facts the test
-    chooses (the license's secret comes from its file, as the console's does)."""
+    chooses (the license's secret comes from its file, as the console's does): issued at
+    issued_at (default: now by the clock) and valid for ttl_seconds."""
+    secret = license_secret(IssuedLicense.objects.get(license_id=license_id).text)
+    return _token(license_id, secret, node_count, installation_id, issued_at, ttl_seconds)
+
+
+def made_up_token(license_id: uuid.UUID) -> str:
+    """A token someone without the license file makes: the license id is right (it is no
+    secret), the license's secret guessed, so its MAC is wrong. Works for any license id,
+    in the registry or not."""
+    return _token(license_id, bytes(32), 1, None, None, 300)
+
+
+def _token(license_id, secret, node_count, installation_id, issued_at, ttl_seconds) -> str:
     kid = settings.AUTHORITY_KID
     proto, key = new_challenge(
         purpose=Purpose.REGISTER,
@@ -56,8 +77,8 @@ def crafted_token(license_id: uuid.UUID, *, node_count: int = 1, installation_id
         node_count=node_count,
         kid=kid,
         authority_public=base64.b64decode(settings.AUTHORITY_PUBLIC_KEYS[kid]),
-        license_secret=license_secret(IssuedLicense.objects.get(license_id=license_id).text),
-        now=clock.now(),
-        ttl_seconds=300,
+        license_secret=secret,
+        now=issued_at or clock.now(),
+        ttl_seconds=ttl_seconds,
     )
     return encode_token(proto, key)

@@ -47,6 +47,7 @@ RELAXED_RATES = {
     "RATE_CODE": "1000/m",
     "RATE_CHALLENGE": "1000/m",
     "RATE_PHONE": "1000/m",
+    "RATE_LOGIN_ACCOUNT": "1000/m",
 }
 
 

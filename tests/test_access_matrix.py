@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 
 import pytest
@@ -38,6 +39,7 @@ from registration.authority.models import (
 )
 from registration.flows.upload import upload_license
 from registration.models import ChallengeState, QrChallenge
+from tests.conftest import START
 from tests.phone_steps import phone_code
 
 pytestmark = pytest.mark.django_db
@@ -305,9 +307,9 @@ def revoke_url(issued: IssuedLicense) -> str:
     return reverse("admin:authority_issuedlicense_revoke", args=[issued.pk])
 
 
-def bind(issue) -> Binding:
+def bind(issue, **fields) -> Binding:
     """Issue a license, upload it here and let the phone page bind it."""
-    lic, text = issue()
+    lic, text = issue(**fields)
     result = upload_license(text.encode(), "container")
     assert result.accepted, result.validation.codes
     phone_code(result.challenge)
@@ -342,7 +344,8 @@ def test_seeing_bindings_is_not_the_right_to_unbind_or_revoke(viewer, issue, fro
 
 
 def test_every_unbind_writes_its_own_audit_entry(admin_client, admin_user, issue, frozen_clock):
-    bindings = [bind(issue) for _ in range(3)]
+    # Each issued later than the one before: an upload never goes back to an older license.
+    bindings = [bind(issue, issued_at=START + timedelta(seconds=n - 3)) for n in range(3)]
 
     for n, binding in enumerate(bindings):
         response = admin_client.post(unbind_url(binding), {"reason": f"move {n}"})

@@ -372,7 +372,7 @@ def test_customer_side_is_read_only_for_superusers(admin_client, bound):
     assert admin_client.get(reverse("admin:registration_qrchallenge_add")).status_code == 403
 
 
-def test_challenge_key_and_token_are_never_shown(admin_client, bound):
+def test_challenge_verifier_and_token_are_never_shown(admin_client, bound):
     challenge = QrChallenge.objects.get()
     url = reverse("admin:registration_qrchallenge_change", args=[challenge.pk])
 
@@ -381,8 +381,8 @@ def test_challenge_key_and_token_are_never_shown(admin_client, bound):
     assert response.status_code == 200
     assert challenge.tag in response.text
     assert challenge.token not in response.text
-    assert bytes(challenge.key).hex() not in response.text
-    assert "field-key" not in response.text
+    assert challenge.code_verifier.split("$")[-1] not in response.text
+    assert "field-code_verifier" not in response.text
 
 
 # --- The audit log --------------------------------------------------------------------

@@ -170,6 +170,52 @@ def test_every_cause_at_once(check):
     assert not result.accepted
 
 
+def test_a_license_issued_later_than_now_plus_the_allowed_skew_is_incorrect(check):
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    lic = make_license(issued_at=now + timedelta(seconds=301))
+
+    result = check(lic, now=now, max_vendor_clock_ahead_seconds=300)
+
+    assert result.license == lic
+    assert result.causes == (
+        Cause(
+            CauseCode.LICENSE_CONTENT_INCORRECT,
+            (
+                "License issued at 2026/06/01 12:05:01 UTC, later than this server's time, "
+                "2026/06/01 12:00:00 UTC.",
+            ),
+        ),
+    )
+    assert not result.accepted
+
+
+def test_a_license_issued_within_the_allowed_skew_ahead_is_accepted(check):
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert check(make_license(issued_at=now), now=now).accepted
+    ahead = make_license(issued_at=now + timedelta(seconds=300))
+    assert check(ahead, now=now, max_vendor_clock_ahead_seconds=300).accepted
+    assert not check(ahead, now=now, max_vendor_clock_ahead_seconds=299).accepted
+
+
+def test_a_license_issued_on_the_last_representable_second_is_refused_not_a_crash(check):
+    lic = make_license(issued_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+
+    result = check(lic)
+
+    assert result.codes == ["license_content_incorrect"]
+    assert "9999/12/31 23:59:59 UTC" in result.causes[0].details[0]
+
+
+def test_the_allowed_skew_is_one_challenge_lifetime(settings):
+    from registration.facts import configured_facts
+
+    settings.CHALLENGE_TTL_SECONDS = 120
+
+    assert (
+        configured_facts(datetime(2026, 6, 1, tzinfo=UTC), 1).max_vendor_clock_ahead_seconds == 120
+    )
+
+
 def test_expiry_edge_uses_the_end_of_the_day_utc(check):
     lic = make_license(expires_at=date(2027, 1, 31))
     assert valid_until(lic.expires_at) == datetime(2027, 2, 1, tzinfo=UTC)

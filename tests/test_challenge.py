@@ -389,7 +389,9 @@ def test_without_the_license_secret_no_one_can_make_a_token_the_authority_accept
     assert not ch.verify_mac(decoded, mac, ch.authority_key(decoded, authority_private, SECRET))
 
 
-@pytest.mark.parametrize("node_name", ["a\x00b", "tab\there", "del\x7f", "c1\x85"])
+@pytest.mark.parametrize(
+    "node_name", ["a\x00b", "tab\there", "del\x7f", "c1\x85", "rlo\u202eab", "zw\u200bsp"]
+)
 def test_a_node_name_with_control_characters_is_refused(authority_public, node_name):
     challenge, key = make(authority_public)
     forged = replace(challenge, node_name=node_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -187,6 +188,35 @@ def test_issue_license_refuses_bad_fields(tmp_path, frozen_clock, changes, reaso
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("expires", ["2026-05-31", "2020-01-01"])
+def test_issue_license_refuses_an_expiry_date_already_past_with_exit_2(
+    tmp_path, frozen_clock, expires
+):
+    # The clock says 2026-06-01 12:00 UTC (START): 2026-05-31 ended at midnight.
+    target = tmp_path / "Container.lic"
+
+    with pytest.raises(CommandError, match=f"--expires {expires} is already past") as refused:
+        run("issue_license", *issue_args(target, expires=expires))
+
+    assert refused.value.returncode == 2
+    assert "it is now 2026/06/01 12:00:00 UTC" in str(refused.value)
+    assert not target.exists()
+    assert not IssuedLicense.objects.exists()
+
+
+@pytest.mark.django_db
+def test_issue_license_takes_today_as_the_last_valid_day(tmp_path, frozen_clock):
+    target = tmp_path / "Container.lic"
+
+    run("issue_license", *issue_args(target, expires="2026-06-01"))
+
+    lic = verify_license(
+        target.read_bytes(), settings.LICENSE_PUBLIC_KEYS, settings.LICENSE_MAX_BYTES
+    )
+    assert lic.expires_at.isoformat() == "2026-06-01"
+
+
+@pytest.mark.django_db
 def test_issue_license_refuses_an_unknown_kid_and_a_bad_license_id(tmp_path, frozen_clock):
     target = tmp_path / "Container.lic"
     with pytest.raises(CommandError, match="no signing key 'nope'"):
@@ -229,10 +259,12 @@ def test_inspect_license_exit_0_when_it_would_be_accepted(tmp_path, frozen_clock
 @pytest.mark.django_db
 def test_inspect_license_exit_1_lists_every_cause(tmp_path, frozen_clock):
     target = tmp_path / "Container.lic"
+    frozen_clock.set(START - timedelta(days=30))  # issued while it was still valid
     run(
         "issue_license",
         *issue_args(target, expires="2026-05-31", app_version="9.0", project_content="bi"),
     )
+    frozen_clock.set(START)
 
     status, out, _ = run_exit("inspect_license", str(target))
 

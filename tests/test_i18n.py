@@ -6,7 +6,7 @@ from __future__ import annotations
 import gettext
 import re
 import shutil
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,8 +25,10 @@ from registration.authority.support import revoke
 from registration.flows.upload import upload_license
 from registration.models import ChallengeState, Installation, QrChallenge, RegistrationState
 from registration.protocol.causes import AUTH_METHOD_CONTAINER, TITLES, NodeClock, check_license
+from registration.request_forms import LicenseRequestForm
 from tests.conftest import START, local_facts, make_license
 from tests.gate_steps import register
+from tests.phone_steps import crafted_token, made_up_token
 
 PO = Path(django_settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
@@ -221,6 +223,47 @@ def test_phone_page_with_a_problem(lang, client, frozen_clock, issue):
         en=["No verification code", "This QR code has expired.", "Click Refresh on the server"],
         zh=["无法获取验证码", "此二维码已过期。", "请在服务器上点击“刷新”"],
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("lang", LANGS)
+def test_phone_page_for_tokens_the_service_refuses(lang, client, frozen_clock, issue):
+    lic, _ = issue()
+    made_up = get(client, reverse("phone:verify", args=[made_up_token(lic.license_id)]), lang)
+    too_long = crafted_token(lic.license_id, ttl_seconds=3600)
+    lifetime = get(client, reverse("phone:verify", args=[too_long]), lang)
+
+    assert (made_up.status_code, lifetime.status_code) == (400, 400)
+    assert_language(
+        made_up.content.decode(),
+        lang,
+        en=["The QR code has been altered, or its license is not in the vendor"],
+        zh=["二维码已被篡改，或其许可证不在厂商的登记记录中。"],
+    )
+    assert_language(
+        lifetime.content.decode(),
+        lang,
+        en=["lifetime is not one the verification service accepts (at most 300 seconds)."],
+        zh=["验证服务不接受此二维码的有效期（最长 300 秒）。"],
+    )
+
+
+@pytest.mark.django_db
+def test_new_refusals_of_the_console_in_chinese(frozen_clock, issue):
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    _, installed = issue(issued_at=at)
+    assert upload_license(installed.encode(), AUTH_METHOD_CONTAINER).accepted
+    _, same_second = issue(issued_at=at)
+
+    with translation.override("zh-hans"):
+        refused = upload_license(same_second.encode(), AUTH_METHOD_CONTAINER)
+        form = LicenseRequestForm({"company": "Acme\u200bLtd"}, now=START, multi_node=False)
+        form.is_valid()
+
+    assert "已安装的是同一秒签发的另一个许可证。" in refused.validation.causes[-1].details
+    assert form.errors["company"] == [
+        "请删除控制字符（如制表符或换行符）和不可见字符（如零宽空格）。"
+    ]
 
 
 @pytest.mark.django_db
@@ -424,6 +467,7 @@ def test_every_cause_detail_line_is_translated():
         project_content="other",
         expires_at=date(2026, 5, 1),
         max_nodes=1,
+        issued_at=START + timedelta(days=1),  # from the future: License content is incorrect
     )
     facts = local_facts(
         live_nodes=2,

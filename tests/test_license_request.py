@@ -163,7 +163,10 @@ def test_names_may_have_200_characters_but_not_201(field):
     assert error_codes(f, field) == ["max_length"]
 
 
-@pytest.mark.parametrize("bad", ["Acme\tLtd", "Acme\nLtd", "Acme\x85Ltd", "Acme\u2028Ltd"])
+@pytest.mark.parametrize(
+    "bad",
+    ["Acme\tLtd", "Acme\nLtd", "Acme\x85Ltd", "Acme\u2028Ltd", "Acme\u200bLtd", "Acme\u202eLtd"],
+)
 @pytest.mark.parametrize("field", ["company", "project_name"])
 def test_names_with_control_characters_are_refused(field, bad):
     f = form({**GOOD, field: bad})

@@ -21,9 +21,17 @@ from registration.installation import get_installation
 from registration.models import ChallengeState, QrChallenge
 from registration.protocol.challenge import Purpose, encode_token, new_challenge
 from tests.conftest import KID, START, make_license
-from tests.phone_steps import crafted_token, shown_code
+from tests.phone_steps import crafted_token, made_up_token, shown_code
 
 pytestmark = pytest.mark.django_db
+
+
+# What a token whose MAC is wrong, or cannot be checked, gets (HTML-escaped as on the page).
+ALTERED = (
+    "The QR code has been altered, or its license is not in the vendor&#x27;s registry. "
+    "Scan it again from the server; if it is refused again, contact the vendor."
+)
+MAIN = re.compile(r"<main>.*</main>", re.S)
 
 
 def phone_url(token: str) -> str:
@@ -90,9 +98,7 @@ def test_tampered_token_gets_400(client: Client, frozen_clock, issue):
     response = client.get(phone_url(tampered))
 
     assert response.status_code == 400
-    assert "The QR code has been altered. Scan it again from the server." in (
-        response.content.decode()
-    )
+    assert ALTERED in response.content.decode()
     assert not Binding.objects.exists()
 
 
@@ -134,14 +140,96 @@ def test_token_from_far_in_the_future_is_refused(client: Client, frozen_clock, i
     assert "clock is ahead" in response.content.decode()
 
 
-def test_license_missing_from_the_registry_is_404(client: Client, frozen_clock, sign):
+def test_license_missing_from_the_registry_is_400_as_a_wrong_mac(
+    client: Client, frozen_clock, sign
+):
     lic = make_license()
     challenge = upload(sign(lic))  # signed, but never recorded as issued
 
     response = client.get(phone_url(challenge.token))
 
-    assert response.status_code == 404
-    assert "This license is not in the vendor&#x27;s registry." in response.content.decode()
+    # Without the license's secret the MAC cannot be checked: the token is answered as
+    # any unverifiable one, so the page does not tell which license ids exist.
+    assert response.status_code == 400
+    assert ALTERED in response.content.decode()
+    assert shown_code(response.content.decode()) is None
+
+
+def test_made_up_tokens_get_one_answer_whether_the_license_id_is_known_or_not(
+    client: Client, frozen_clock, issue
+):
+    known, _ = issue()
+
+    for_known = client.get(phone_url(made_up_token(known.license_id)))
+    for_unknown = client.get(phone_url(made_up_token(uuid.uuid4())))
+
+    assert for_known.status_code == for_unknown.status_code == 400
+    page = MAIN.search(for_known.content.decode()).group()
+    assert page == MAIN.search(for_unknown.content.decode()).group()
+    assert ALTERED in page
+    assert not Binding.objects.exists()
+
+
+@pytest.mark.parametrize("lifetime", [301, 3600, 10 * 365 * 24 * 3600])
+def test_a_token_valid_longer_than_the_challenge_lifetime_is_refused(
+    client: Client, frozen_clock, issue, lifetime
+):
+    # MAC and license are right (a holder of the license file made it): only its
+    # lifetime breaks the rule, CHALLENGE_TTL_SECONDS (300).
+    lic, _ = issue()
+
+    response = client.get(phone_url(crafted_token(lic.license_id, ttl_seconds=lifetime)))
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert shown_code(body) is None
+    assert "This QR code&#x27;s lifetime is not one the verification service accepts" in body
+    assert "(at most 300 seconds)" in body
+    assert not Binding.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.CODE_SHOWN).exists()
+
+
+def test_the_challenge_lifetime_is_the_one_setting_both_sides_read(
+    client: Client, frozen_clock, issue, settings
+):
+    lic, _ = issue()
+    installation_id = uuid.uuid4()
+
+    def scan(lifetime: int) -> int:
+        token = crafted_token(lic.license_id, installation_id=installation_id, ttl_seconds=lifetime)
+        return client.get(phone_url(token)).status_code
+
+    assert scan(300) == 200
+    settings.CHALLENGE_TTL_SECONDS = 600
+
+    assert scan(600) == 200
+    assert scan(601) == 400
+
+
+def test_a_token_that_ends_before_it_starts_is_refused(client: Client, frozen_clock, issue):
+    lic, _ = issue()
+
+    response = client.get(phone_url(crafted_token(lic.license_id, ttl_seconds=0)))
+
+    assert response.status_code == 400
+    assert "lifetime is not one the verification service accepts" in response.content.decode()
+
+
+def test_a_token_issued_up_to_one_lifetime_in_the_future_is_accepted_not_later(
+    client: Client, frozen_clock, issue
+):
+    # The two clocks may disagree by one challenge lifetime (CHALLENGE_TTL_SECONDS).
+    lic, _ = issue()
+    at_the_limit = crafted_token(lic.license_id, issued_at=START + timedelta(seconds=300))
+    beyond = crafted_token(lic.license_id, issued_at=START + timedelta(seconds=301))
+
+    assert client.get(phone_url(at_the_limit)).status_code == 200
+    response = client.get(phone_url(beyond))
+
+    assert response.status_code == 400
+    assert "The server&#x27;s clock is ahead of the verification service&#x27;s clock." in (
+        response.content.decode()
+    )
 
 
 def test_revoked_license_is_403(client: Client, frozen_clock, issue):
@@ -268,7 +356,9 @@ def test_reloading_the_page_shows_the_same_code_without_writing(
     first = shown_code(client.get(phone_url(challenge.token)).content.decode())
     binding = Binding.objects.get()
     entries = AuditEvent.objects.count()
-    frozen_clock.advance(seconds=30)
+    # Within the console's status cache life (this test process runs both sides, and an
+    # older status is read again), so the count is the phone page's own.
+    frozen_clock.advance(seconds=3)
 
     # One read of the binding with its license; no transaction, no audit entry.
     with django_assert_num_queries(1):

@@ -6,7 +6,7 @@ import base64
 import io
 import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import zxingcpp
@@ -27,6 +27,7 @@ from registration.models import (
     QrChallenge,
     RegistrationState,
 )
+from tests.conftest import START
 from tests.phone_steps import phone_code, wrong_code
 
 pytestmark = pytest.mark.django_db
@@ -187,13 +188,73 @@ def test_older_license_than_the_installed_one_is_refused(manager_client, frozen_
     assert event.detail["causes"] == ["license_superseded"]
 
 
-def test_same_or_newer_license_replaces_the_installed_one(manager_client, frozen_clock, issue):
+def test_a_newer_license_replaces_the_installed_one(manager_client, frozen_clock, issue):
     _, first = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
     upload(manager_client, first)
-    lic, same_time = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    lic, newer = issue(issued_at=datetime(2026, 3, 1, 8, 0, 1, tzinfo=UTC))
 
-    assert upload(manager_client, same_time).status_code == 302
+    assert upload(manager_client, newer).status_code == 302
     assert get_installation().license.license_id == lic.license_id
+
+
+def test_another_license_issued_in_the_same_second_is_superseded(
+    manager_client, frozen_clock, issue
+):
+    installed, first = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    upload(manager_client, first)
+    _, same_second = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+
+    response = upload(manager_client, same_second)
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'data-code="license_superseded"><strong>License Superseded</strong>' in body
+    assert "<dd>Uploaded license issued at 2026/03/01 08:00:00 UTC</dd>" in body
+    assert "<dd>Installed license issued at 2026/03/01 08:00:00 UTC</dd>" in body
+    assert "<dd>Another license issued in the same second is installed.</dd>" in body
+    assert get_installation().license.license_id == installed.license_id
+
+
+def test_the_installed_license_may_be_uploaded_again(manager_client, frozen_clock, issue):
+    lic, text = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    upload(manager_client, text)
+
+    assert upload(manager_client, text).status_code == 302
+    assert get_installation().license.license_id == lic.license_id
+
+
+@pytest.mark.parametrize(
+    "issued_at",
+    [datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), START + timedelta(minutes=5, seconds=1)],
+)
+def test_a_license_issued_in_the_future_is_refused_and_supersedes_nothing(
+    manager_client, frozen_clock, issue, issued_at
+):
+    _, future = issue(issued_at=issued_at)
+
+    response = upload(manager_client, future)
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'data-code="license_content_incorrect"' in body
+    stamp = f"{issued_at:%Y/%m/%d %H:%M:%S}"
+    assert f"License issued at {stamp} UTC, later than this server&#x27;s time" in body
+    assert get_installation().license is None
+    event = AuditEvent.objects.filter(action=AuditAction.UPLOAD_REFUSED).get()
+    assert event.detail["causes"] == ["license_content_incorrect"]
+    # A real license issued today is not "older" than the refused one.
+    lic, today = issue(issued_at=START)
+    assert upload(manager_client, today).status_code == 302
+    assert get_installation().license.license_id == lic.license_id
+
+
+def test_a_license_issued_up_to_one_challenge_lifetime_ahead_is_accepted(
+    manager_client, frozen_clock, issue
+):
+    # The vendor's clock may run ahead of the database's by CHALLENGE_TTL_SECONDS (300).
+    _, ahead = issue(issued_at=START + timedelta(minutes=5))
+
+    assert upload(manager_client, ahead).status_code == 302
 
 
 def test_refresh_supersedes_the_old_challenge_and_its_code(manager_client, frozen_clock, issue):
@@ -352,7 +413,7 @@ def test_no_response_carrying_the_qr_token_is_cacheable(manager_client, frozen_c
         assert "no-store" in response["Cache-Control"]
 
 
-def test_a_closed_challenge_keeps_no_key(manager_client, frozen_clock, issue):
+def test_a_closed_challenge_keeps_no_verifier(manager_client, frozen_clock, issue):
     _, text = issue()
     upload(manager_client, text)
     first = open_challenge()
@@ -362,5 +423,5 @@ def test_a_closed_challenge_keeps_no_key(manager_client, frozen_clock, issue):
 
     first.refresh_from_db()
     second.refresh_from_db()
-    assert (first.state, bytes(first.key)) == (ChallengeState.SUPERSEDED, b"")
-    assert (second.state, bytes(second.key)) == (ChallengeState.CONSUMED, b"")
+    assert (first.state, first.code_verifier) == (ChallengeState.SUPERSEDED, "")
+    assert (second.state, second.code_verifier) == (ChallengeState.CONSUMED, "")

@@ -9,10 +9,23 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from licserver import health
-from registration.views.errors import rate_limited
+from registration.net import login_account_key
+from registration.views.errors import View, rate_limited
 
-# Password guessing: every login form counts its POSTs per client address (RATE_LOGIN).
-throttled_login = rate_limited("login", "RATE_LOGIN", methods=frozenset({"POST"}))
+# Password guessing: every login form counts its POSTs per client address (RATE_LOGIN) and
+# per account named (RATE_LOGIN_ACCOUNT), so rotating addresses against one account does
+# not help. Either limit answers the same 429 page; a POST the address limit refuses is not
+# counted against the account.
+POST = frozenset({"POST"})
+_per_address = rate_limited("login", "RATE_LOGIN", methods=POST)
+_per_account = rate_limited(
+    "login-account", "RATE_LOGIN_ACCOUNT", methods=POST, key=login_account_key
+)
+
+
+def throttled_login(view: View) -> View:
+    return _per_address(_per_account(view))
+
 
 urlpatterns = [
     path("accounts/login/", throttled_login(auth_views.LoginView.as_view()), name="login"),

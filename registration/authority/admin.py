@@ -17,23 +17,27 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from registration import clock
-from registration.adminbase import AuditLogAdmin, ReadOnlyAdmin
+from registration.adminbase import AuditLogAdmin, LicenseFileAdmin, ReadOnlyAdmin
 from registration.authority.models import (
+    DOWNLOAD_PERMISSION,
     REVOKE_PERMISSION,
     UNBIND_PERMISSION,
+    AuditAction,
     AuditEvent,
     Binding,
     BindingState,
     IssuedLicense,
 )
 from registration.authority.support import revoke, unbind
+from registration.protocol.license import fingerprint
 
 REASON_MAX_LENGTH = 500
 
@@ -91,7 +95,7 @@ class RevokedFilter(admin.SimpleListFilter):
 
 
 @admin.register(IssuedLicense)
-class IssuedLicenseAdmin(ReadOnlyAdmin):
+class IssuedLicenseAdmin(LicenseFileAdmin, ReadOnlyAdmin):
     change_form_template = "admin/authority/issuedlicense/change_form.html"
     list_display = [
         "license_id",
@@ -118,7 +122,31 @@ class IssuedLicenseAdmin(ReadOnlyAdmin):
             self.admin_site.admin_view(self.revoke_view),
             name="authority_issuedlicense_revoke",
         )
-        return [revoke, *super().get_urls()]
+        download = path(
+            "<path:object_id>/download/",
+            self.admin_site.admin_view(self.download_view),
+            name="authority_issuedlicense_download",
+        )
+        return [revoke, download, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Send the license file as an attachment, never cached, and say so in the audit."""
+        _require_permission(request, DOWNLOAD_PERMISSION)
+        issued = self.get_object(request, unquote(object_id))
+        if issued is None:
+            raise Http404(_("There is no such issued license."))
+        AuditEvent.record(
+            AuditAction.DOWNLOADED,
+            at=clock.now(),
+            actor=request.user,
+            license_id=issued.license_id,
+            fingerprint=fingerprint(issued.text),
+        )
+        response = HttpResponse(issued.text, content_type="application/octet-stream")
+        response["Content-Disposition"] = 'attachment; filename="Container.lic"'
+        add_never_cache_headers(response)
+        return response
 
     @method_decorator(require_http_methods(["GET", "POST"]))
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -6,6 +6,12 @@ Binding rules, in plain words:
   not unbound cannot be bound to another ("The maximum license number has been reached.");
 - a challenge naming more nodes than the license's max_nodes is refused (License Exhausted);
 - revoked and expired licenses are refused.
+
+Before any of them, the token itself: its MAC must check under the license's secret, and
+its times must keep to this service's own rules (CHALLENGE_TTL_SECONDS, which the console
+also uses): a lifetime no longer than that, and issued no more than that far in this
+service's future. A token that names a license the registry does not have is answered
+exactly like one whose MAC is wrong, so made-up tokens cannot tell which license ids exist.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class ProblemCode(StrEnum):
     INVALID_TOKEN = "invalid_token"
     UNKNOWN_LICENSE = "unknown_license"
     CHALLENGE_EXPIRED = "challenge_expired"
+    CHALLENGE_LIFETIME = "challenge_lifetime"
     REVOKED = "revoked"
     LICENSE_EXPIRED = "license_expired"
     LICENSE_EXHAUSTED = "license_exhausted"
@@ -104,8 +111,21 @@ class Scan:
     active: Binding | None
 
 
-def _invalid(detail: str) -> PhoneResult:
-    return PhoneResult(problems=(Problem(_("This QR code is not valid."), (detail,), 400),))
+def _invalid(detail: str, code: ProblemCode = ProblemCode.INVALID_TOKEN) -> PhoneResult:
+    return PhoneResult(problems=(Problem(_("This QR code is not valid."), (detail,), 400, code),))
+
+
+def _unverified(code: ProblemCode) -> PhoneResult:
+    """A token whose MAC is wrong, or whose license is unknown so its MAC cannot be checked:
+    one answer for both (same status, same words), so a made-up token does not tell
+    whether its license id is in the registry. The server log tells them apart."""
+    return _invalid(
+        _(
+            "The QR code has been altered, or its license is not in the vendor's registry. "
+            "Scan it again from the server; if it is refused again, contact the vendor."
+        ),
+        code,
+    )
 
 
 _UNKNOWN_LICENSE = Problem(
@@ -160,19 +180,43 @@ def read_token(token: str) -> Scan | PhoneResult:
     active = _active_binding(challenge)
     issued = active.license if active is not None else _issued(challenge)
     if issued is None:
-        return PhoneResult(challenge, problems=(_UNKNOWN_LICENSE,))
+        log.warning("Phone token for license %s, not in the registry", challenge.license_id)
+        return _unverified(ProblemCode.UNKNOWN_LICENSE)
     try:
         key = authority_key(challenge, load_authority_key(key_file), license_secret(issued.text))
-    except (ChallengeError, LicenseError):
-        return _invalid(_("Scan the QR code again, or copy the whole link."))
+    except (ChallengeError, LicenseError) as exc:
+        # A server key no console makes (a low-order point): as good as a wrong MAC.
+        log.warning("Phone token for license %s refused: %s", challenge.license_id, exc)
+        return _unverified(ProblemCode.INVALID_TOKEN)
     if not verify_mac(challenge, mac, key):
         # Altered on the way, or made by someone who does not hold the license file.
         log.warning("Phone token with a wrong MAC for license %s", challenge.license_id)
-        return _invalid(_("The QR code has been altered. Scan it again from the server."))
+        return _unverified(ProblemCode.INVALID_TOKEN)
     return Scan(challenge, key, issued, active)
 
 
 def _timing_problem(challenge: Challenge, now: datetime) -> Problem | None:
+    """The token's times against this service's rules and clock (the console's clock made
+    them). One setting, CHALLENGE_TTL_SECONDS, bounds both a QR's lifetime and how far the
+    two clocks may disagree."""
+    ttl = settings.CHALLENGE_TTL_SECONDS
+    lifetime = timedelta(seconds=ttl)
+    # The console makes every QR last exactly CHALLENGE_TTL_SECONDS; a longer one (or one
+    # that ends before it starts) was made by hand, or by a console configured past what
+    # this service allows.
+    if not timedelta(0) < challenge.expires_at - challenge.issued_at <= lifetime:
+        return Problem(
+            _("This QR code is not valid."),
+            (
+                _(
+                    "This QR code's lifetime is not one the verification service accepts "
+                    "(at most %(seconds)s seconds)."
+                )
+                % {"seconds": ttl},
+            ),
+            400,
+            ProblemCode.CHALLENGE_LIFETIME,
+        )
     if now >= challenge.expires_at:
         return Problem(
             _("This QR code has expired."),
@@ -181,7 +225,7 @@ def _timing_problem(challenge: Challenge, now: datetime) -> Problem | None:
             ProblemCode.CHALLENGE_EXPIRED,
         )
     # A QR from the future means the two clocks disagree by more than a QR's lifetime.
-    if now < challenge.issued_at - timedelta(seconds=settings.CHALLENGE_TTL_SECONDS):
+    if now < challenge.issued_at - lifetime:
         return Problem(
             _("This QR code is not valid."),
             (_("The server's clock is ahead of the verification service's clock."),),

@@ -12,6 +12,9 @@ from registration.abstract import AuditRecord, LicenseContent
 
 UNBIND_PERMISSION = "authority.unbind_binding"
 REVOKE_PERMISSION = "authority.revoke_issuedlicense"
+# The file is a secret (it salts every challenge's key): support staff see its fingerprint;
+# only holders of this permission (not the Support staff group) may download it.
+DOWNLOAD_PERMISSION = "authority.download_issuedlicense"
 
 
 class IssuedLicense(LicenseContent):
@@ -27,7 +30,10 @@ class IssuedLicense(LicenseContent):
     class Meta:
         verbose_name = _("issued license")
         verbose_name_plural = _("issued licenses")
-        permissions = [("revoke_issuedlicense", "Can revoke issued licenses")]
+        permissions = [
+            ("revoke_issuedlicense", "Can revoke issued licenses"),
+            ("download_issuedlicense", "Can download issued license files"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(max_nodes__gte=1), name="issued_max_nodes_gte_1")
         ]
@@ -93,6 +99,7 @@ class AuditAction(models.TextChoices):
     BINDING_REFUSED = "binding_refused", _("Binding refused")
     UNBIND = "unbind", _("License unbound")
     REVOKE = "revoke", _("License revoked")
+    DOWNLOADED = "license_downloaded", _("License file downloaded")
 
 
 class AuditEvent(AuditRecord):

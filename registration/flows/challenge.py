@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.crypto import salted_hmac
 
 from registration import clock
 from registration.abstract import Actor
@@ -26,11 +27,30 @@ from registration.models import (
     RegistrationState,
 )
 from registration.protocol.causes import Cause, check_license
-from registration.protocol.challenge import Purpose, encode_token, new_challenge
+from registration.protocol.challenge import Purpose, code_for, encode_token, new_challenge
 from registration.protocol.license import b64decode_key, license_secret
+from registration.protocol.verifier import ScryptCost, make_verifier
 
-# A closed challenge keeps its record, not its key: nothing may check a code against it.
-CLOSED_KEY = b""
+# A closed challenge keeps its record, not its verifier: no code can be checked against it.
+CLOSED_VERIFIER = ""
+# The domain of the secret that keys code verifiers (derived from SECRET_KEY).
+VERIFIER_PEPPER_SALT = "licserver/code-verifier-pepper/v1"
+
+
+def verifier_pepper() -> bytes:
+    """Return the secret that keys code verifiers: from SECRET_KEY, with its own domain."""
+    return salted_hmac(
+        VERIFIER_PEPPER_SALT, b"", secret=settings.SECRET_KEY, algorithm="sha256"
+    ).digest()
+
+
+def verifier_cost() -> ScryptCost:
+    """Return the scrypt cost new verifiers are made with (settings CODE_VERIFIER_SCRYPT_*)."""
+    return ScryptCost(
+        settings.CODE_VERIFIER_SCRYPT_N,
+        settings.CODE_VERIFIER_SCRYPT_R,
+        settings.CODE_VERIFIER_SCRYPT_P,
+    )
 
 
 def authority_kid() -> str:
@@ -43,11 +63,11 @@ def authority_kid() -> str:
 
 
 def close(challenge: QrChallenge, state: ChallengeState, now: datetime) -> None:
-    """Close one challenge (consumed): it keeps its record and loses its key."""
+    """Close one challenge (consumed): it keeps its record and loses its verifier."""
     challenge.state = state
     challenge.closed_at = now
-    challenge.key = CLOSED_KEY
-    challenge.save(update_fields=["state", "closed_at", "key"])
+    challenge.code_verifier = CLOSED_VERIFIER
+    challenge.save(update_fields=["state", "closed_at", "code_verifier"])
 
 
 def issue(
@@ -55,7 +75,7 @@ def issue(
 ) -> QrChallenge:
     """Supersede any open challenge and create a new one. Call with the row lock held."""
     QrChallenge.objects.filter(installation=row, state=ChallengeState.OPEN).update(
-        state=ChallengeState.SUPERSEDED, closed_at=now, key=CLOSED_KEY
+        state=ChallengeState.SUPERSEDED, closed_at=now, code_verifier=CLOSED_VERIFIER
     )
     kid = authority_kid()
     node = identity.this_node()
@@ -72,12 +92,19 @@ def issue(
         now=now,
         ttl_seconds=settings.CHALLENGE_TTL_SECONDS,
     )
+    # K is used here once, for the token's MAC and the code, and then forgotten: what is
+    # kept cannot compute a code, and checking a guess against it costs an scrypt.
+    token = encode_token(proto, key)
+    verifier = make_verifier(
+        code_for(proto, key), proto.digest(), verifier_pepper(), verifier_cost()
+    )
+    del key
     challenge = QrChallenge.objects.create(
         installation=row,
         license=lic,
         purpose=purpose,
-        token=encode_token(proto, key),
-        key=key,
+        token=token,
+        code_verifier=verifier,
         tag=proto.tag,
         node_name=node.name,
         node_count=node_count,

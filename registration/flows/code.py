@@ -18,7 +18,7 @@ from django.db.models import F
 
 from registration import clock
 from registration.abstract import Actor
-from registration.flows.challenge import close
+from registration.flows.challenge import close, verifier_pepper
 from registration.installation import installation_for_update, save_installation
 from registration.models import (
     AuditAction,
@@ -28,7 +28,8 @@ from registration.models import (
     QrChallenge,
     RegistrationState,
 )
-from registration.protocol.challenge import Purpose, code_for, codes_match, decode_token
+from registration.protocol.challenge import Purpose, decode_token
+from registration.protocol.verifier import check_verifier
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ def submit_code(
         proto, _mac = decode_token(challenge.token)
         if proto.is_expired(now):
             return SubmitResult(Outcome.EXPIRED)
-        expected = code_for(proto, bytes(challenge.key))
-        if codes_match(expected, code):
+        # The one costly step (an scrypt); at most LOCKOUT_MAX_ATTEMPTS of them run per
+        # lockout, since the row lock above serialises every submission.
+        if check_verifier(challenge.code_verifier, code, proto.digest(), verifier_pepper()):
             return _accept(row, challenge, now, actor, client_address)
         return _refuse(row, challenge, now, actor, client_address)
 

@@ -40,18 +40,21 @@ class UploadResult:
 
 
 def superseded(uploaded: License, installed: InstalledLicense) -> Cause | None:
-    """No rollback: a license issued before the installed one is never taken back."""
-    if uploaded.issued_at >= installed.issued_at:
+    """No rollback: a license issued before the installed one is never taken back, nor is
+    another license issued in the same second (which of the two is newer cannot be told).
+    The installed license itself may be uploaded again."""
+    if uploaded.issued_at > installed.issued_at:
         return None
-    return Cause(
-        CauseCode.LICENSE_SUPERSEDED,
-        (
-            _("Uploaded license issued at %(at)s UTC")
-            % {"at": format_datetime(uploaded.issued_at)},
-            _("Installed license issued at %(at)s UTC")
-            % {"at": format_datetime(installed.issued_at)},
-        ),
-    )
+    same_second = uploaded.issued_at == installed.issued_at
+    if same_second and uploaded.license_id == installed.license_id:
+        return None
+    details = [
+        _("Uploaded license issued at %(at)s UTC") % {"at": format_datetime(uploaded.issued_at)},
+        _("Installed license issued at %(at)s UTC") % {"at": format_datetime(installed.issued_at)},
+    ]
+    if same_second:
+        details.append(_("Another license issued in the same second is installed."))
+    return Cause(CauseCode.LICENSE_SUPERSEDED, tuple(details))
 
 
 def upload_license(

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from registration.protocol.license import License, LicenseError, minor_version, verify_license
-from registration.protocol.text import format_date
+from registration.protocol.text import format_date, format_datetime
 from registration.protocol.validity import is_expired
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,10 @@ class LocalFacts:
     now: datetime
     node_clocks: Sequence[NodeClock] = field(default_factory=tuple)
     max_clock_skew_seconds: float = 5.0
+    # How far the vendor's clock, which stamps issued_at, may run ahead of this one: one
+    # challenge lifetime (CHALLENGE_TTL_SECONDS), the same allowance the vendor's phone page
+    # gives the two clocks the other way round.
+    max_vendor_clock_ahead_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,31 @@ def check_license(lic: License, auth_method: str, facts: LocalFacts) -> list[Cau
             )
         )
     causes.extend(clock_causes(facts))
+    future = issued_in_the_future(lic, facts)
+    if future is not None:
+        causes.append(future)
     return causes
+
+
+def issued_in_the_future(lic: License, facts: LocalFacts) -> Cause | None:
+    """A license issued later than now, beyond what the two clocks may disagree by, is
+    not a license the vendor made yet: a 9999-12-31 one would make every real license
+    after it look older ("superseded"). No cause says "from the future", so it gets the
+    catch-all, with the two times to compare."""
+    if lic.issued_at <= facts.now + timedelta(seconds=facts.max_vendor_clock_ahead_seconds):
+        return None
+    return Cause(
+        CauseCode.LICENSE_CONTENT_INCORRECT,
+        (
+            str(
+                _("License issued at %(at)s UTC, later than this server's time, %(now)s UTC.")
+                % {
+                    "at": format_datetime(lic.issued_at.astimezone(UTC)),
+                    "now": format_datetime(facts.now.astimezone(UTC)),
+                }
+            ),
+        ),
+    )
 
 
 def _mismatches(lic: License, facts: LocalFacts) -> list[Cause]:

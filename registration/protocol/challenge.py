@@ -1,11 +1,13 @@
 """The QR challenge: what the console shows, what the phone's verification service reads.
 
-The console makes a fresh X25519 key pair per challenge and keeps only
-K = HKDF-SHA256(X25519(server_private, authority_public), info) -- the private key is
-dropped at once. The vendor's verification service derives the same K from its private
-key and the server's public key carried in the token. The 6-digit code is the RFC 4226
-dynamic truncation of HMAC-SHA256(K, SHA-256(canonical challenge bytes)) mod 10^6, so
-the console checks a code offline and any change to any challenge field changes the code.
+The console makes a fresh X25519 key pair per challenge, derives
+K = HKDF-SHA256(X25519(server_private, authority_public), info), computes the token's
+MAC and the code at once, and keeps neither the private key, nor K, nor the code (only
+the code's verifier: protocol/verifier.py). The vendor's verification service derives
+the same K from its private key and the server's public key carried in the token. The
+6-digit code is the RFC 4226 dynamic truncation of HMAC-SHA256(K, SHA-256(canonical
+challenge bytes)) mod 10^6, so the console checks a code offline and any change to any
+challenge field changes the code.
 
 Nothing here touches the database; see docs/protocol.md for the layout and threat model.
 """
@@ -108,10 +110,14 @@ class Challenge:
             )
         )
 
+    def digest(self) -> bytes:
+        """Return SHA-256 of the canonical bytes (what the code and the tag are made from)."""
+        return hashlib.sha256(self.canonical_bytes()).digest()
+
     @property
     def tag(self) -> str:
         """Return a two-character tag both pages show, so codes are not mixed up."""
-        digest = hashlib.sha256(self.canonical_bytes()).digest()
+        digest = self.digest()
         return (
             TAG_ALPHABET[digest[0] % len(TAG_ALPHABET)]
             + TAG_ALPHABET[digest[1] % len(TAG_ALPHABET)]
@@ -211,16 +217,10 @@ def _mac(challenge: Challenge, key: bytes) -> bytes:
 
 def code_for(challenge: Challenge, key: bytes) -> str:
     """Return the 6-digit code: RFC 4226 truncation of HMAC-SHA256(K, SHA-256(bytes))."""
-    message = hashlib.sha256(challenge.canonical_bytes()).digest()
-    digest = hmac.digest(key, message, "sha256")
+    digest = hmac.digest(key, challenge.digest(), "sha256")
     offset = digest[-1] & 0x0F
     number = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
     return str(number % 10**CODE_DIGITS).zfill(CODE_DIGITS)
-
-
-def codes_match(expected: str, given: str) -> bool:
-    """Compare two codes in constant time."""
-    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
 
 
 def encode_token(challenge: Challenge, key: bytes) -> str:

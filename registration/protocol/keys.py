@@ -40,7 +40,8 @@ def generate_key_pair_files(directory: Path, kid: str) -> dict[str, str]:
     """
     if not KID_PATTERN.fullmatch(kid):
         raise ValueError(f"key id {kid!r} must match {KID_PATTERN.pattern}")
-    directory.mkdir(parents=True, exist_ok=True)
+    # A new key folder is its owner's only (0700); the private files in it are 0600 anyway.
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths = [
         directory / f"{kid}{suffix}{ext}"
         for suffix in (SIGNING_SUFFIX, AUTHORITY_SUFFIX)

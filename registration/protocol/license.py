@@ -51,7 +51,8 @@ _VERSION = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
-# A text field: no control characters, and neither starting nor ending with a blank.
+# A text field: no control or format characters (text.CONTROL_CHARACTERS), and neither
+# starting nor ending with a blank.
 _TEXT = re.compile(rf"(?=\S)[^{CONTROL_CHARACTERS}]*(?<=\S)")
 _ENVELOPE_KEYS = {"v", "alg", "kid", "payload", "sig"}
 _REQUIRED = {
@@ -282,7 +283,7 @@ def _text(payload: Mapping[str, object], name: str) -> str:
     # Refused: say why (the slow path).
     if not isinstance(value, str) or not value.strip() or len(value) > TEXT_FIELD_MAX:
         raise LicenseError(f"{name} must be a non-empty string of at most {TEXT_FIELD_MAX}")
-    raise LicenseError(f"{name} has control characters or surrounding blanks")
+    raise LicenseError(f"{name} has control or format characters, or surrounding blanks")
 
 
 def _date(payload: Mapping[str, object], name: str) -> date:
@@ -356,3 +357,16 @@ def license_secret(text: str) -> bytes:
 def minor_version(version: str) -> str:
     """Return major.minor of a dotted version ("11.0.20" -> "11.0")."""
     return ".".join(version.split(".")[:2])
+
+
+FINGERPRINT_HEX_DIGITS = 16
+
+
+def fingerprint(text: str) -> str:
+    """Return a short SHA-256 of a license file, to name it without showing it.
+
+    The file is a secret (its signature salts every challenge's key), so pages show
+    this instead: 64 bits, in groups of four hex digits ("3f2a 91c0 5e7d 0b44").
+    """
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX_DIGITS]
+    return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))

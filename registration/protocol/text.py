@@ -11,7 +11,24 @@ from datetime import date, datetime
 # Control characters never belong in a license field, a node name or a key id: C0, DEL,
 # C1, and the Unicode line and paragraph separators (PostgreSQL would not even store a NUL,
 # and a separator splits a line in logs and emails).
-CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+# Nor do format characters (Unicode category Cf): invisible or reordering text, such as
+# the soft hyphen, zero-width spaces and joiners (U+200B-U+200D), the bidirectional marks,
+# embeddings, overrides and isolates (U+200E, U+202A-U+202E, U+2066-U+2069), the byte order
+# mark (U+FEFF) and the tag characters. Two names that look the same must be the same
+# text, and an override must not make a page or a log line read other than it is.
+# Written out (Unicode 15.1) rather than read from unicodedata, which would cost every
+# process about 0.1 s at start-up; tests/test_text.py checks that it covers every Cf
+# character the running Python knows.
+_FORMAT_CHARACTERS = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+# The one rule, as a regular-expression character class body: "[...]" matches one refused
+# character, "[^...]" one allowed.
+CONTROL_CHARACTERS = _CONTROLS + _FORMAT_CHARACTERS
 CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 # A node name is at most this many bytes of UTF-8 (the QR token carries it).
@@ -29,7 +46,8 @@ DATE_FORMAT = "%Y/%m/%d"
 
 
 def has_control_characters(text: str) -> bool:
-    """Tell whether text holds any character CONTROL refuses."""
+    """Tell whether text holds any character CONTROL refuses: a control character or an
+    invisible format character."""
     return CONTROL.search(text) is not None
 
 

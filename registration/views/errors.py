@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
-from registration.net import RateLimitUnavailable, over_limit
+from registration.net import RateLimitUnavailable, over_limit, ratelimit_key
 
 View = Callable[..., HttpResponse]
 
@@ -29,9 +29,13 @@ def ratelimited(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def rate_limited(
-    group: str, setting: str, methods: frozenset[str] | None = None
+    group: str,
+    setting: str,
+    methods: frozenset[str] | None = None,
+    key: Callable[[str, HttpRequest], str] = ratelimit_key,
 ) -> Callable[[View], View]:
-    """Limit a view per client address to the rate named by settings.<setting>.
+    """Limit a view per client address (or per what key returns, such as the account a
+    login form names) to the rate named by settings.<setting>.
 
     methods, when given, are the only ones counted (a login form is free to look at).
 
@@ -47,7 +51,7 @@ def rate_limited(
             if methods is not None and request.method not in methods:
                 return view(request, *args, **kwargs)
             try:
-                limited = over_limit(request, group, getattr(settings, setting))
+                limited = over_limit(request, group, getattr(settings, setting), key)
             except RateLimitUnavailable:
                 return rate_limit_unavailable(request)
             if limited:

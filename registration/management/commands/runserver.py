@@ -1,16 +1,15 @@
 """The development server, as a node: one boot id for the whole run, released at exit.
 
-The outer (autoreloader) process makes the boot id and passes it on in the environment
-(LICSERVER_BOOT_ID), so a code reload, which starts a new inner process, stays the same
-node's life. The outer process releases the lease when it stops cleanly (Ctrl-C or
-SIGTERM).
+The outer (autoreloader) process is the boot's master: it makes a new boot id at every
+start, whatever its environment holds, and passes it on in the environment, so a code
+reload, which starts a new inner process (its child), stays the same node's life. The
+outer process releases the lease when it stops cleanly (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import uuid
 
 from django.utils import autoreload
 from whitenoise.runserver_nostatic.management.commands.runserver import (
@@ -30,7 +29,8 @@ class Command(RunserverCommand):
         if not outer:
             super().run(**options)
             return
-        os.environ.setdefault(identity.BOOT_ID_ENV, str(uuid.uuid4()))
+        # Never an inherited boot id: starting the outer process is starting the node.
+        identity.new_boot()
         # SIGTERM stops the server like Ctrl-C does, so the lease is released.
         signal.signal(signal.SIGTERM, _interrupt)
         try:

@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import uuid
 from datetime import UTC, date
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError, transaction
 
+from licserver.files import create_private_file, private_dir
 from registration import clock
 from registration.authority.registry import record_issued_license
 from registration.protocol.keys import load_signing_key
@@ -19,6 +21,8 @@ from registration.protocol.license import (
     parse_payload,
     sign_license,
 )
+from registration.protocol.text import format_date, format_datetime
+from registration.protocol.validity import is_expired
 
 
 def _date(value: str) -> date:
@@ -35,8 +39,9 @@ class Command(BaseCommand):
     help = (
         "Sign a Container.lic with the vendor's Ed25519 key (LICENSE_SIGNING_KEY_FILES, by "
         "--kid) and record it in the registry of issued licenses, which the verification "
-        "service reads. Every field is checked as strictly as the console checks it; "
-        "the file is never overwritten."
+        "service reads. Every field is checked as strictly as the console checks it, and "
+        "an expiry date already past is refused (exit status 2); the file is written with "
+        "mode 0600 and never overwritten."
     )
 
     def add_arguments(self, parser):
@@ -67,6 +72,16 @@ class Command(BaseCommand):
             license_id = uuid.UUID(opts["license_id"]) if opts["license_id"] else uuid.uuid4()
         except ValueError:
             raise CommandError(f"--license-id {opts['license_id']!r} is not a UUID") from None
+        now = clock.now().astimezone(UTC).replace(microsecond=0)
+        expires_at = _date(opts["expires"])
+        # The console's one expiry rule: valid through the end of that day, UTC.
+        if is_expired(expires_at, now):
+            raise CommandError(
+                f"--expires {expires_at.isoformat()} is already past: the license would have "
+                f"been valid through {format_date(expires_at)} UTC, and it is now "
+                f"{format_datetime(now)} UTC. Give the last day the license should be valid.",
+                returncode=2,
+            )
         lic = License(
             license_id=license_id,
             license_type=opts["license_type"],
@@ -76,8 +91,8 @@ class Command(BaseCommand):
             app_version=opts["app_version"],
             project_content=opts["project_content"],
             contract_date=_date(opts["contract_date"]),
-            issued_at=clock.now().astimezone(UTC).replace(microsecond=0),
-            expires_at=_date(opts["expires"]),
+            issued_at=now,
+            expires_at=expires_at,
             max_nodes=opts["max_nodes"],
             kid=kid,
         )
@@ -91,12 +106,15 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot load signing key {kid!r} from {keys[kid]}: {exc}") from None
         text = sign_license(lic, signing_key, kid)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        # The file is a secret of its holder (it keys the QR codes' MACs, see
+        # license.license_secret): mode 0600 from its creation, whatever the umask, in a
+        # directory only its owner may enter when this command makes it.
+        private_dir(out.parent)
         # Record and write together: a file that cannot be written leaves no registry row.
         try:
             with transaction.atomic():
                 record_issued_license(lic, text, at=lic.issued_at)
-                with out.open("x", encoding="ascii") as handle:
+                with os.fdopen(create_private_file(out), "w", encoding="ascii") as handle:
                     handle.write(text)
         except IntegrityError:
             raise CommandError(f"license id {lic.license_id} was issued before") from None

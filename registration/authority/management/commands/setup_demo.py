@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from licserver.env import keys_from_dir
+from licserver.files import private_dir
 from registration.protocol.keys import generate_key_pair_files
 from registration.protocol.license import minor_version
 
@@ -23,6 +24,9 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        # var/ gets the demo keys and the demo license: owner-only (0700) if made here,
+        # before a key folder or a file inside it would make it with the umask's mode.
+        private_dir(settings.VAR_DIR)
         self._keys()
         self._license()
         self._admin()
