@@ -20,6 +20,8 @@ class AuditEventAdmin(AuditLogAdmin):
 
 @admin.register(Installation)
 class InstallationAdmin(SuperuserOnlyAdmin):
+    # The seal only proves the row was written by this console; nobody needs to read it.
+    exclude = ["registration_seal"]
     list_display = [
         "installation_id",
         "state",

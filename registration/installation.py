@@ -15,7 +15,7 @@ from django.db.models import F
 from django.db.models.expressions import Combinable
 
 from registration import clock
-from registration.models import Installation
+from registration.models import Installation, RegistrationState
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ def save_installation(installation: Installation, **changes: object) -> None:
 
     Call with the row lock held. Counters may be F() expressions; they are read back.
     """
+    if changes.get("state", RegistrationState.REGISTERED) != RegistrationState.REGISTERED:
+        # Leaving Registered voids the seal, so no earlier seal can make the row so again.
+        changes["registration_seal"] = ""
     for name, value in changes.items():
         setattr(installation, name, value)
     installation.version = F("version") + 1

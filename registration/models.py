@@ -60,6 +60,10 @@ class Installation(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True, verbose_name=_("locked until"))
     # Bumped on every change, so caches on every node can tell a stale copy.
     version = models.PositiveBigIntegerField(default=0, verbose_name=_("version"))
+    # What makes Registered true: a seal only this console can make (registration/seal.py).
+    registration_seal = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("registration seal")
+    )
 
     class Meta:
         verbose_name = _("installation")

@@ -14,6 +14,7 @@ from licserver.cache import CacheUnavailable, signed_get, signed_set
 from registration import clock
 from registration.cluster import leases
 from registration.models import Installation
+from registration.seal import effective_state
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def snapshot(*, as_server: bool = True) -> StatusSnapshot:
         return StatusSnapshot(state="unregistered", nodes_used=nodes_used, taken_at=now)
     lic = installation.license
     return StatusSnapshot(
-        state=installation.state,
+        state=effective_state(installation),
         license_id=str(lic.license_id) if lic else None,
         company=lic.company if lic else "",
         project_name=lic.project_name if lic else "",

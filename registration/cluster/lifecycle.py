@@ -58,6 +58,7 @@ from registration.models import (
     NodeLease,
     RegistrationState,
 )
+from registration.seal import effective_state
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def begin_life(
     ).update(released_at=now)
     peers = leases.seat_holders(now, besides=node.name)
     lic = row.license
-    registered = row.state == RegistrationState.REGISTERED
+    registered = effective_state(row) == RegistrationState.REGISTERED
     # Admission: a registered cluster never runs more nodes than the license allows.
     full = registered and lic is not None and len(peers) >= lic.max_nodes
     lease = NodeLease.objects.create(

@@ -30,6 +30,7 @@ from registration.models import (
 )
 from registration.protocol.challenge import Purpose, decode_token
 from registration.protocol.verifier import check_verifier
+from registration.seal import seal_for
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,14 @@ def _accept(
     client_address: str | None,
 ) -> SubmitResult:
     close(challenge, ChallengeState.CONSUMED, now)
+    lic = challenge.license
     save_installation(
         row,
         state=RegistrationState.REGISTERED,
         registered_at=now,
+        # Registered is true only with this seal (registration/seal.py): the row's license
+        # must be the challenge's, as it is (a new upload supersedes open challenges).
+        registration_seal=seal_for(row.installation_id, lic.license_id, lic.text, now),
         failed_attempts=0,
         lock_count=0,
         locked_until=None,

@@ -33,6 +33,7 @@ from registration.models import MANAGE_PERMISSION, QrChallenge, RegistrationStat
 from registration.net import client_address
 from registration.protocol.validity import is_expired
 from registration.qr import cached_qr_png
+from registration.seal import effective_state
 from registration.views.errors import rate_limited
 
 
@@ -60,7 +61,7 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
     context = {
         "installation": installation,
         "license": lic,
-        "state": installation.state,
+        "state": effective_state(installation),
         "states": RegistrationState,
         "locked": locked,
         # A registration does not outlive its license, whatever the stored state says.
