@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint bench serve messages screenshots
+.PHONY: run venv test lint bench serve messages screenshots
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -21,14 +21,28 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
+# The demo keys come first (setup_demo makes them before anything checks for them, then
+# migrates); its last lines are the admin account, in a box.
 run: $(VENV)/.installed
 	$(BIN)/python manage.py compile_translations
-	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_demo
 	@echo "Serving on http://127.0.0.1:$(PORT)/ (log in at /accounts/login/)"
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-test: $(VENV)/.installed-test
+# .venv with licserver installed and the catalog compiled, nothing else (the README's two
+# nodes on one machine start from it).
+venv: $(VENV)/.installed
+	$(BIN)/python manage.py compile_translations
+
+# axe-core for the accessibility test (tests/test_accessibility_browser.py), from the npm
+# registry into a folder of its own; without npm the test says why it skipped.
+AXE := .ci/node/node_modules/axe-core/axe.min.js
+$(AXE):
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix .ci/node --no-save --no-audit --no-fund --loglevel=error axe-core@4; \
+	else echo "npm not found: the accessibility test will be skipped"; fi
+
+test: $(VENV)/.installed-test $(AXE)
 	$(BIN)/python manage.py compile_translations
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -29,6 +29,8 @@ from registration.net import CACHE_ERRORS
 log = logging.getLogger(__name__)
 
 SIGNING_SALT = "licserver.cache.signed-value"
+# The largest value read back from the cache (a signed QR image is about 4 KB).
+CACHE_VALUE_MAX_BYTES = 256 * 1024
 _BYTES = "$bytes"
 
 
@@ -63,14 +65,19 @@ class JSONSerializer:
         return json.dumps(obj, default=_encode, separators=(",", ":")).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
+        # Nothing this product caches is near this size; a bigger value is not ours.
+        if isinstance(data, bytes | str) and len(data) > CACHE_VALUE_MAX_BYTES:
+            log.warning("Ignored a cache value of %d bytes", len(data))
+            return None
         try:
             return int(data)
         except ValueError:
             pass
         try:
             return json.loads(data, object_hook=_decode)
-        except (ValueError, TypeError):
-            # Not what this product writes: treat it as absent rather than trust it.
+        except (ValueError, TypeError, RecursionError):
+            # Not what this product writes (or nested to exhaust the parser): treat it as
+            # absent rather than trust it.
             log.warning("Ignored a cache value that is not JSON")
             return None
 

@@ -26,6 +26,7 @@ from licserver.env import (
 )
 from licserver.files import private_dir, private_sqlite_file
 from registration.protocol.text import CONTROL_CHARACTERS, NODE_NAME_MAX_BYTES
+from registration.protocol.verifier import ScryptCost
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("LICSERVER_VAR_DIR", str(BASE_DIR / "var")))
@@ -152,6 +153,8 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates as every page writes them, the Django admin's too: 2024/02/01 (licserver/formats).
+FORMAT_MODULE_PATH = ["licserver.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -264,8 +267,15 @@ LOCKOUT_MAX_MINUTES = envint("LOCKOUT_MAX_MINUTES", 24 * 60, minimum=1)
 CODE_VERIFIER_SCRYPT_N = envint("CODE_VERIFIER_SCRYPT_N", 2**14, minimum=2**10, maximum=2**20)
 CODE_VERIFIER_SCRYPT_R = envint("CODE_VERIFIER_SCRYPT_R", 8, minimum=1, maximum=64)
 CODE_VERIFIER_SCRYPT_P = envint("CODE_VERIFIER_SCRYPT_P", 1, minimum=1, maximum=16)
-if CODE_VERIFIER_SCRYPT_N & (CODE_VERIFIER_SCRYPT_N - 1):
-    raise ImproperlyConfigured("CODE_VERIFIER_SCRYPT_N must be a power of two, such as 16384.")
+try:
+    ScryptCost(CODE_VERIFIER_SCRYPT_N, CODE_VERIFIER_SCRYPT_R, CODE_VERIFIER_SCRYPT_P)
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"CODE_VERIFIER_SCRYPT_N/_R/_P: {exc} (the defaults are 16384, 8 and 1)."
+    ) from None
+# The vendor keeps, per binding, at most this many pending and past chain values (the
+# copy check, docs/protocol.md): enough for this many scans between two registrations.
+CHAIN_HISTORY_MAX = envint("CHAIN_HISTORY_MAX", 100, minimum=10, maximum=10_000)
 # Per client address, django-ratelimit syntax.
 RATE_LOGIN = envstr("RATE_LOGIN", "10/m")
 RATE_UPLOAD = envstr("RATE_UPLOAD", "20/m")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.filters import SimpleListFilter
@@ -9,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Field, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -22,7 +25,8 @@ admin.site.site_title = gettext_lazy("licserver administration")
 # ChoicesFieldListFilter, AllValuesFieldListFilter: exact/isnull; DateFieldListFilter:
 # gte/lt/isnull; EmptyFieldListFilter: isempty). A relation's filter uses <pk>__exact.
 FILTER_SUFFIXES = frozenset({"exact", "isnull", "gte", "lt", "isempty"})
-DRILL_DOWN_RANGES = {"year": (1, 9999), "month": (1, 12), "day": (1, 31)}
+# Django computes the end of the drilled-down period, so year 9999 would overflow.
+DRILL_DOWN_RANGES = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
 
 
 def _integer_in_range(text: str, low: int, high: int) -> bool:
@@ -97,7 +101,12 @@ class StrictAdmin(admin.ModelAdmin):
         if "\x00" in value:
             return False
         try:
-            field.to_python(value)
+            parsed = field.to_python(value)
+            if isinstance(parsed, datetime):
+                # The database compares in UTC: a time at the edge of the calendar with an
+                # offset (0001-01-01 00:00+01:00) cannot be converted and would be a 500.
+                aware = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+                aware.astimezone(UTC)
         except (ValidationError, ValueError, OverflowError):
             return False
         return True

@@ -62,7 +62,8 @@ def check_keys_and_qr(app_configs=None, **kwargs) -> list:
             Error(
                 f"AUTHORITY_BASE_URL is too long: QR codes would exceed version "
                 f"{MAX_QR_VERSION} and be hard to scan from a screen.",
-                hint="Use a shorter verification service address (at most about 48 characters).",
+                hint="Use a shorter verification service address (at most about 40 characters "
+                "with a 64-byte node name and a 32-character key id).",
                 id="registration.E001",
             )
         )

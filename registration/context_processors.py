@@ -11,11 +11,14 @@ from registration.gate import GateState, current_registration
 from registration.models import MANAGE_PERMISSION
 
 log = logging.getLogger(__name__)
-# The Registration page and its forms are where the reminder leads: they show Re-register
-# instead of a modal that would cover it.
+# The Registration page and its forms are where the reminder leads: they show the same
+# sentence as an alert at the top, with Re-register, instead of a modal that would cover it.
 REGISTRATION_VIEWS = {
     "registration:registration",
     "registration:upload",
+    "registration:upload_refused",
+    "registration:confirm_upload",
+    "registration:replace_license",
     "registration:challenge",
     "registration:code",
 }

@@ -67,3 +67,34 @@ class CodeForm(forms.Form):
                 code="format",
             )
         return value
+
+
+class ReplaceLicenseForm(forms.Form):
+    """Confirm that another license ends the registration until its QR code is scanned.
+
+    fingerprint names the upload the admin saw on the confirmation page; waiting is the
+    one the session holds (None when none waits). They must be the same upload.
+    """
+
+    fingerprint = forms.CharField(max_length=64, widget=forms.HiddenInput)
+
+    def __init__(self, *args, waiting: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = waiting
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.waiting is None:
+            raise forms.ValidationError(
+                _("No upload is waiting for confirmation. Upload the license again."),
+                code="nothing_waiting",
+            )
+        if "fingerprint" in data and data["fingerprint"] != self.waiting:
+            raise forms.ValidationError(
+                _(
+                    "Another upload is waiting for confirmation than the one this page "
+                    "showed. Check it again before installing it."
+                ),
+                code="other_upload",
+            )
+        return data

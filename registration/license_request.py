@@ -61,6 +61,8 @@ def body_lines(request: LicenseRequest, version: Mapping[str, str]) -> list[str]
 
     The last lines carry what the vendor's issue_license needs besides the version:
     the application name and the project content must match this installation exactly.
+    The installation id comes last: the vendor's support staff find this installation's
+    binding by it (the Bindings admin), for a move to another server.
     """
     return [
         f"Company name: {request.company}",
@@ -72,6 +74,7 @@ def body_lines(request: LicenseRequest, version: Mapping[str, str]) -> list[str]
         f"Build date: {_slash_iso_date(version['build_date'])}",
         f"App name: {version['app_name']}",
         f"Project content: {version['project_content']}",
+        f"Installation ID: {version['installation_id']}",
     ]
 
 

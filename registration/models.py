@@ -3,6 +3,7 @@ console's audit log. The vendor's data lives in registration.authority."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -11,7 +12,14 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from registration.abstract import AuditRecord, LicenseContent
-from registration.protocol.challenge import Purpose
+from registration.protocol.challenge import CHAIN_BYTES, Purpose
+
+
+def new_chain_value() -> str:
+    """Return a first chain value for a new installation (random, so copies made before
+    the first registration still start apart from any other installation)."""
+    return secrets.token_hex(CHAIN_BYTES)
+
 
 # The permission of System Management > Registration Management (Meta.permissions below).
 MANAGE_PERMISSION = "registration.manage_registration"
@@ -60,6 +68,10 @@ class Installation(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True, verbose_name=_("locked until"))
     # Bumped on every change, so caches on every node can tell a stale copy.
     version = models.PositiveBigIntegerField(default=0, verbose_name=_("version"))
+    # The registration chain (docs/protocol.md, "Copies of an installation"): carried by
+    # every challenge, advanced by every accepted code, so the vendor can tell copies of
+    # this database apart. Random at first; hex of CHAIN_BYTES bytes.
+    chain = models.CharField(max_length=32, default=new_chain_value, verbose_name=_("chain"))
     # What makes Registered true: a seal only this console can make (registration/seal.py).
     registration_seal = models.CharField(
         max_length=64, blank=True, default="", verbose_name=_("registration seal")
@@ -185,6 +197,10 @@ class NodeLease(models.Model):
     )
     host_boot_id = models.CharField(
         max_length=64, blank=True, default="", verbose_name=_("host boot ID")
+    )
+    # SHA-256 of the boot's secret, which only the master's own children can read.
+    boot_secret_hash = models.CharField(
+        max_length=32, blank=True, default="", verbose_name=_("boot secret hash")
     )
 
     class Meta:

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import is_ratelimited
+from django_ratelimit.core import get_usage, is_ratelimited
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,12 @@ def over_limit(
     group: str,
     rate: str,
     key: Callable[[str, HttpRequest], str] = ratelimit_key,
+    *,
+    increment: bool = True,
 ) -> bool:
     """Count this request against the budget of its key (by default the client's
     address); tell whether it is over. A request whose key is empty is not counted.
+    With increment=False, only tell whether the budget is spent already.
 
     Fail closed: when the cache cannot count, raise RateLimitUnavailable rather than
     let the request through uncounted (or answer 500).
@@ -112,6 +115,10 @@ def over_limit(
     if not value:
         return False
     try:
+        if not increment:
+            # Spent already: as many counted as the rate allows (the next would be over).
+            usage = get_usage(request, group=group, key=lambda _g, _r: value, rate=rate)
+            return usage is not None and usage["count"] >= usage["limit"]
         return is_ratelimited(
             request, group=group, key=lambda _group, _request: value, rate=rate, increment=True
         )

@@ -9,6 +9,9 @@ from registration.views import api, console, ops, reports, request
 system_patterns = [
     path("registration/", console.registration_page, name="registration"),
     path("registration/upload", console.upload_license, name="upload"),
+    path("registration/upload/refused", console.upload_refused, name="upload_refused"),
+    path("registration/upload/confirm", console.confirm_upload, name="confirm_upload"),
+    path("registration/upload/replace", console.replace_license, name="replace_license"),
     path("registration/challenge", console.refresh_challenge, name="challenge"),
     path("registration/code", console.submit_code, name="code"),
     path("version/", console.version_page, name="version"),

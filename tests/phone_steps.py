@@ -9,17 +9,27 @@ process) read the same code off the page with shown_code().
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+import secrets
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from django.conf import settings
 
 from registration import clock
 from registration.authority.binding import verify_for_phone
 from registration.authority.models import IssuedLicense
-from registration.models import QrChallenge
-from registration.protocol.challenge import Purpose, encode_token, new_challenge
+from registration.models import Installation, QrChallenge
+from registration.protocol.challenge import (
+    CHAIN_BYTES,
+    Purpose,
+    derive_key,
+    encode_token,
+    new_challenge,
+)
 from registration.protocol.license import license_secret
 
 # The code element of the phone page; absent when the page shows a problem instead.
@@ -80,5 +90,42 @@ def _token(license_id, secret, node_count, installation_id, issued_at, ttl_secon
         license_secret=secret,
         now=issued_at or clock.now(),
         ttl_seconds=ttl_seconds,
+        chain=_chain_of(installation_id),
     )
     return encode_token(proto, key)
+
+
+def _chain_of(installation_id: uuid.UUID | None) -> bytes:
+    """The chain value a console with this installation id holds: this database's own
+    when it is this installation, else one fixed per id (another console that has not
+    registered since)."""
+    row = Installation.objects.filter(installation_id=installation_id).first()
+    if row is not None:
+        return bytes.fromhex(row.chain)
+    seed = installation_id.bytes if installation_id else secrets.token_bytes(16)
+    return hashlib.sha256(seed).digest()[:CHAIN_BYTES]
+
+
+def v1_token(license_id: uuid.UUID, *, installation_id: uuid.UUID) -> str:
+    """A version-1 token, as a console not yet upgraded makes it (no chain, v1 code)."""
+    kid = settings.AUTHORITY_KID
+    authority_public = base64.b64decode(settings.AUTHORITY_PUBLIC_KEYS[kid])
+    secret = license_secret(IssuedLicense.objects.get(license_id=license_id).text)
+    server_private = X25519PrivateKey.generate()
+    proto, _v2_key = new_challenge(
+        purpose=Purpose.RE_REGISTER,
+        license_id=license_id,
+        installation_id=installation_id,
+        node_name="node-old",
+        node_count=1,
+        kid=kid,
+        authority_public=authority_public,
+        license_secret=secret,
+        now=clock.now(),
+        ttl_seconds=300,
+        server_private=server_private,
+    )
+    old = replace(proto, version=1, chain=b"")
+    shared = server_private.exchange(X25519PublicKey.from_public_bytes(authority_public))
+    key = derive_key(shared, old.server_public, authority_public, kid, secret, version=1)
+    return encode_token(old, key)

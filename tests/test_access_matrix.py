@@ -77,6 +77,9 @@ ROUTES: dict[str, Route] = {
     "home": Route(Access.PUBLIC, BOTH),
     "registration:registration": Route(Access.MANAGER, GET),
     "registration:upload": Route(Access.MANAGER, POST),
+    "registration:upload_refused": Route(Access.MANAGER, GET),
+    "registration:confirm_upload": Route(Access.MANAGER, GET),
+    "registration:replace_license": Route(Access.MANAGER, POST),
     "registration:challenge": Route(Access.MANAGER, POST),
     "registration:code": Route(Access.MANAGER, POST),
     "registration:version": Route(Access.MANAGER, GET),
@@ -87,6 +90,9 @@ ROUTES: dict[str, Route] = {
     "phone:verify": Route(Access.PUBLIC, GET, {"token": "not-a-token"}),
 }
 SKIPPED_PREFIXES = ("admin/", "i18n/")
+# Pages that show what the session holds (a refused upload, an upload waiting for its
+# confirmation); without it they send the admin back to the Registration page.
+SESSION_RESULT_PAGES = {"registration:upload_refused", "registration:confirm_upload"}
 
 
 def walk(patterns, prefix: str = "", namespace: str = ""):
@@ -193,7 +199,12 @@ def test_the_permission_opens_the_manager_pages(request, persona):
     """Open every manager URL as a manager, and as a superuser never granted the permission."""
     client: Client = request.getfixturevalue(persona)
     for name in names(Access.MANAGER):
-        if "GET" in ROUTES[name].methods:
+        if name in SESSION_RESULT_PAGES:
+            # Nothing in the session to show: back to the Registration page, not the login.
+            response = call(client, "GET", name)
+            assert response.status_code == 302, name
+            assert response["Location"] == reverse("registration:registration"), name
+        elif "GET" in ROUTES[name].methods:
             assert call(client, "GET", name).status_code == 200, name
         else:
             # An empty form: the view itself answers (it refuses the form, or has nothing
@@ -237,6 +248,7 @@ def test_get_on_every_state_changing_url_is_405(manager_client: Client):
     assert writes == [
         "logout",
         "registration:upload",
+        "registration:replace_license",
         "registration:challenge",
         "registration:code",
     ]

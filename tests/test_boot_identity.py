@@ -56,11 +56,14 @@ linux = pytest.mark.skipif(not identity.has_proc(), reason="needs Linux's /proc"
 # --- The master test, in real child processes -------------------------------------------
 
 
-def _child_python(code: str, env: dict[str, str], *, own_group: bool = False) -> str:
+def _child_python(
+    code: str, env: dict[str, str], *, own_group: bool = False, with_secret: bool = True
+) -> str:
     """Run code in a new Python process (this one its parent); return what it prints.
 
     own_group starts it in a session of its own, as a service manager starts a service.
     """
+    secret_fd = os.environ.get(identity.BOOT_SECRET_FD_ENV)
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -70,14 +73,20 @@ def _child_python(code: str, env: dict[str, str], *, own_group: bool = False) ->
         timeout=60,
         check=True,
         start_new_session=own_group,
+        # As the master's children inherit it (fork, or the autoreloader's close_fds=False).
+        pass_fds=(int(secret_fd),) if secret_fd and with_secret else (),
     )
     return done.stdout.strip()
 
 
-def _master_as_child_sees_it(claim: str, *, own_group: bool = False) -> str:
+def _master_as_child_sees_it(
+    claim: str, *, own_group: bool = False, with_secret: bool = True
+) -> str:
     """The master a child started with claim in its environment accepts, or "None"."""
     code = "from registration.cluster import identity; print(identity.inherited_master())"
-    return _child_python(code, {BOOT_MASTER_ENV: claim}, own_group=own_group)
+    return _child_python(
+        code, {BOOT_MASTER_ENV: claim}, own_group=own_group, with_secret=with_secret
+    )
 
 
 def _finished_process() -> Master:
@@ -123,6 +132,17 @@ def test_this_process_is_named_by_pid_start_time_and_host_boot():
 def test_a_child_accepts_its_live_parent_as_master():
     me = identity.this_process()
     assert _master_as_child_sees_it(str(me)) == str(me)
+
+
+@linux
+def test_a_child_without_the_boot_secret_refuses_even_its_live_parent():
+    # What a process that fakes the master's pid and start time (a user namespace with
+    # its own pid and time namespaces) still lacks: the secret in the inherited memfd.
+    me = identity.this_process()
+    assert me.secret_hash
+    assert _master_as_child_sees_it(str(me), with_secret=False) == "None"
+    forged = Master(me.pid, me.started, me.host_boot_id, identity.secret_hash(b"x" * 32))
+    assert _master_as_child_sees_it(str(forged)) == "None"
 
 
 @linux

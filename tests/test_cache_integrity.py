@@ -142,6 +142,15 @@ def test_the_serializer_keeps_integers_json_and_bytes():
     assert serializer.dumps(7) == 7  # INCR works on the plain number
 
 
+@pytest.mark.parametrize(
+    "planted",
+    [b"[" * 200_000, b'"' + b"x" * 300_000 + b'"', b'{"$bytes": "not base64!"}'],
+    ids=["nested to exhaust the parser", "too big", "bad bytes"],
+)
+def test_the_serializer_reads_a_hostile_value_as_absent(planted):
+    assert JSONSerializer().loads(planted) is None
+
+
 def test_the_serializer_reads_a_pickle_as_absent(tmp_path):
     marker = tmp_path / "pwned"
     assert JSONSerializer().loads(pickle.dumps(_WritesAFile(marker))) is None

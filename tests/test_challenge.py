@@ -123,6 +123,7 @@ CHANGES = {
     "expires_at": NOW + timedelta(minutes=5, seconds=1),
     "kid": "test-0",
     "server_public": bytes(31) + b"\x09",
+    "chain": b"\x01" * ch.CHAIN_BYTES,
 }
 
 
@@ -141,12 +142,8 @@ def test_every_field_is_covered_by_the_change_table():
     assert fields == set(CHANGES)
 
 
-def test_code_is_rfc4226_truncation_of_hmac_sha256_over_the_hash():
-    """Pin the code computation to a hand-built vector (key 32 x 0x01)."""
-    import hashlib
-    import hmac
-
-    challenge = ch.Challenge(
+def _fixed_challenge(**overrides) -> ch.Challenge:
+    fields = dict(
         purpose=ch.Purpose.REGISTER,
         license_id=uuid.UUID(int=1),
         installation_id=uuid.UUID(int=2),
@@ -157,13 +154,51 @@ def test_code_is_rfc4226_truncation_of_hmac_sha256_over_the_hash():
         expires_at=NOW + timedelta(minutes=5),
         kid="k",
         server_public=bytes(32),
+        chain=bytes(ch.CHAIN_BYTES),
     )
+    fields.update(overrides)
+    return ch.Challenge(**fields)
+
+
+def test_a_version_1_code_is_rfc4226_truncation_of_hmac_sha256_over_the_hash():
+    """Pin version 1's code (the vendor still checks it) to a hand-built computation."""
+    import hashlib
+    import hmac
+
+    challenge = _fixed_challenge(version=1, chain=b"")
     key = b"\x01" * 32
     digest = hmac.new(key, hashlib.sha256(challenge.canonical_bytes()).digest(), "sha256").digest()
     offset = digest[-1] & 0x0F
     expected = (int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF) % 1_000_000
 
     assert ch.code_for(challenge, key) == f"{expected:06d}"
+
+
+def test_a_version_2_code_is_ocra_over_the_hex_digest():
+    """Version 2's code is RFC 6287 OCRA-1:HOTP-SHA256-6:QH64 with Q = SHA-256 in hex."""
+    import hashlib
+    import hmac
+
+    challenge = _fixed_challenge()
+    key = b"\x01" * 32
+    question = hashlib.sha256(challenge.canonical_bytes()).digest()
+    message = b"OCRA-1:HOTP-SHA256-6:QH64\x00" + question + bytes(96)
+    digest = hmac.digest(key, message, "sha256")
+    offset = digest[-1] & 0x0F
+    expected = (int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF) % 1_000_000
+
+    assert ch.code_for(challenge, key) == f"{expected:06d}"
+    assert ch.code_for(challenge, key) != ch.code_for(replace(challenge, version=1, chain=b""), key)
+
+
+def test_a_version_1_token_still_decodes(authority_public):
+    challenge = _fixed_challenge(version=1, chain=b"")
+    decoded, _mac = ch.decode_token(ch.encode_token(challenge, b"k" * 32))
+
+    assert decoded == challenge
+    assert decoded.canonical_bytes()[50:60] == struct.pack(
+        ">IIH", int(NOW.timestamp()), int((NOW + timedelta(minutes=5)).timestamp()), 1
+    )
 
 
 def test_canonical_bytes_layout(authority_public):
@@ -175,14 +210,15 @@ def test_canonical_bytes_layout(authority_public):
     assert raw[2:18] == challenge.license_id.bytes
     assert raw[18:34] == challenge.installation_id.bytes
     assert raw[34:50] == challenge.nonce
-    assert struct.unpack(">IIH", raw[50:60]) == (
+    assert raw[50:58] == challenge.chain
+    assert struct.unpack(">IIH", raw[58:68]) == (
         int(NOW.timestamp()),
         int((NOW + timedelta(minutes=5)).timestamp()),
         1,
     )
-    assert raw[60] == len("node-a") and raw[61:67] == b"node-a"
-    assert raw[67] == len(KID) and raw[68 : 68 + len(KID)] == KID.encode()
-    assert raw[68 + len(KID) :] == challenge.server_public
+    assert raw[68] == len("node-a") and raw[69:75] == b"node-a"
+    assert raw[75] == len(KID) and raw[76 : 76 + len(KID)] == KID.encode()
+    assert raw[76 + len(KID) :] == challenge.server_public
 
 
 def test_tag_is_two_unambiguous_characters_and_follows_the_challenge(authority_public):
@@ -264,15 +300,16 @@ def test_truncated_and_extended_tokens_raise_challenge_error(authority_public):
 @pytest.mark.parametrize(
     ("index", "value", "why"),
     [
-        (0, 2, "version"),
+        (0, 3, "version"),
         (0, 0, "version"),
+        (0, 1, "version 1 reading version 2's bytes"),
         (1, 0, "purpose"),
         (1, 3, "purpose"),
-        (60, 65, "node name longer than 64 bytes"),
-        (60, 200, "node name runs past the end"),
-        (60, 7, "node name length off by one"),
-        (67, 0, "empty kid"),
-        (67, 33, "kid longer than 32 bytes"),
+        (68, 65, "node name longer than 64 bytes"),
+        (68, 200, "node name runs past the end"),
+        (68, 7, "node name length off by one"),
+        (75, 0, "empty kid"),
+        (75, 33, "kid longer than 32 bytes"),
     ],
 )
 def test_wrong_version_purpose_and_lengths_raise_challenge_error(
@@ -287,11 +324,11 @@ def test_wrong_version_purpose_and_lengths_raise_challenge_error(
 
 def test_non_text_node_name_and_kid_raise_challenge_error(authority_public):
     raw = bytearray(_valid_raw(authority_public))
-    raw[61] = 0xFF  # not UTF-8
+    raw[69] = 0xFF  # not UTF-8
     with pytest.raises(ch.ChallengeError):
         ch.decode_token(_b32(bytes(raw)))
     raw = bytearray(_valid_raw(authority_public))
-    raw[68] = 0xC3  # not ASCII
+    raw[76] = 0xC3  # not ASCII
     with pytest.raises(ch.ChallengeError):
         ch.decode_token(_b32(bytes(raw)))
 
@@ -373,7 +410,7 @@ def test_key_derivation_is_hkdf_sha256_salted_with_the_license_secret(kid):
     from registration.protocol.challenge import KDF_INFO, derive_key
 
     shared, server_public, authority_public = bytes(range(32)), b"S" * 32, b"A" * 32
-    info = KDF_INFO + server_public + authority_public + kid.encode("ascii")
+    info = KDF_INFO[2] + server_public + authority_public + kid.encode("ascii")
     expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=SECRET, info=info).derive(shared)
     assert derive_key(shared, server_public, authority_public, kid, SECRET) == expected
 

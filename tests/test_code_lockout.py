@@ -104,7 +104,7 @@ def test_wrong_codes_count_down_then_lock(manager_client, registered_license):
     status, body = submit(manager_client, wrong)
 
     assert status == 429
-    assert "Locked until 12:15:00" in body
+    assert "Code entry locked until 12:15:00" in body
     installation = get_installation()
     assert installation.failed_attempts == 5
     assert installation.locked_until == START + timedelta(minutes=15)
@@ -202,7 +202,7 @@ def test_a_new_qr_neither_unlocks_nor_resets_the_counter(
     settings.NODE_NAME = "node-b"  # another node reads the same row
     status, body = submit(manager_client, phone_code(open_challenge()))
     assert status == 429
-    assert "Locked until 12:15:00" in body
+    assert "Code entry locked until 12:15:00" in body
 
 
 def test_success_resets_the_counter(manager_client, registered_license, frozen_clock):
@@ -309,5 +309,5 @@ def test_page_shows_the_lock_to_every_visitor(manager_client, registered_license
 
     body = manager_client.get(PAGE).content.decode()
 
-    assert "Locked until 12:15:00" in body
+    assert "Code entry locked until 12:15:00" in body
     assert 'id="lock-message"' in body

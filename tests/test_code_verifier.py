@@ -179,3 +179,29 @@ def test_a_refreshed_challenge_gets_a_new_verifier_and_the_old_one_is_emptied(op
     assert open_qr.code_verifier == "" and open_qr.state == ChallengeState.SUPERSEDED
     assert new.code_verifier.startswith("scrypt$")
     assert submit_code(phone_code(new)).outcome == Outcome.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    "env, says",
+    [
+        ({"CODE_VERIFIER_SCRYPT_N": "1048576"}, "256 MiB"),  # 1 GiB per check
+        ({"CODE_VERIFIER_SCRYPT_N": "20000"}, "power of two"),
+        ({"CODE_VERIFIER_SCRYPT_R": "64", "CODE_VERIFIER_SCRYPT_N": "65536"}, "256 MiB"),
+    ],
+)
+def test_a_scrypt_cost_no_check_could_run_stops_start_up(env, says):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr and says in done.stderr

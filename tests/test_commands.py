@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import threading
+import uuid
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -17,6 +20,8 @@ from django.core.management.base import CommandError
 
 from licserver.env import envkeys
 from registration.authority.models import IssuedLicense
+from registration.cluster import lifecycle
+from registration.cluster.identity import NodeIdentity
 from registration.protocol.license import verify_license
 from tests.conftest import START
 
@@ -311,3 +316,68 @@ def test_inspect_license_exit_2_when_unreadable(tmp_path, frozen_clock):
     status, out, err = run_exit("inspect_license", str(tmp_path))
     assert (status, out) == (2, "")
     assert "Cannot read" in err
+
+
+@pytest.mark.django_db
+def test_inspect_license_counts_the_clusters_live_nodes_not_its_own_host(
+    tmp_path, frozen_clock, settings
+):
+    # A full two-node cluster, and the command run on a third host (an operator's shell).
+    target = tmp_path / "Container.lic"
+    run("issue_license", *issue_args(target, max_nodes="2"))
+    for name in ("report-a", "report-b"):
+        lifecycle.start_node(NodeIdentity(name, uuid.uuid4()))
+    settings.NODE_NAME = "ops-shell"
+
+    status, out, _ = run_exit("inspect_license", str(target))
+
+    assert status == 0, out
+    assert "CAUSE" not in out
+    assert out.rstrip().endswith("Would be accepted.")
+
+
+@pytest.mark.django_db
+def test_inspect_license_still_finds_a_cluster_larger_than_the_license(
+    tmp_path, frozen_clock, settings
+):
+    target = tmp_path / "Container.lic"
+    run("issue_license", *issue_args(target, max_nodes="1"))
+    for name in ("report-a", "report-b"):
+        lifecycle.start_node(NodeIdentity(name, uuid.uuid4()))
+    settings.NODE_NAME = "ops-shell"
+
+    status, out, _ = run_exit("inspect_license", str(target))
+
+    assert status == 1
+    assert "CAUSE license_exhausted: License Exhausted" in out
+
+
+@pytest.mark.django_db
+def test_inspect_license_refuses_a_fifo_at_once_with_exit_2(tmp_path, frozen_clock):
+    fifo = tmp_path / "Container.lic"
+    os.mkfifo(fifo)
+    outcome: list[tuple[int, str, str]] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(run_exit("inspect_license", str(fifo))), daemon=True
+    )
+
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        # Unblock the hung open() so the thread ends, then fail.
+        with open(fifo, "wb"):
+            pass
+        worker.join(timeout=10)
+        pytest.fail("inspect_license hung on a FIFO")
+
+    status, out, err = outcome[0]
+    assert (status, out) == (2, "")
+    assert "Cannot read" in err and "not a regular file (a FIFO)" in err
+
+
+@pytest.mark.django_db
+def test_inspect_license_refuses_a_device_with_exit_2(frozen_clock):
+    status, out, err = run_exit("inspect_license", "/dev/zero")
+
+    assert (status, out) == (2, "")
+    assert "not a regular file (a character device)" in err

@@ -25,7 +25,7 @@ from registration.models import RegistrationState
 from registration.status import StatusSnapshot
 from registration.views.reports import reports_page
 from tests.conftest import START
-from tests.gate_steps import lock, register, restart
+from tests.gate_steps import lock, register, restart, upload
 
 REPORTS = reverse("reports")
 REGISTRATION = reverse("registration:registration")
@@ -321,16 +321,34 @@ def test_watermark_on_every_page_until_registered(
     client, manager_client, frozen_clock, issue, django_capture_on_commit_callbacks
 ):
     assert WATERMARK in client.get(reverse("login")).content.decode()
-    assert WATERMARK in manager_client.get(REGISTRATION).content.decode()
     assert WATERMARK in manager_client.get(REPORTS).content.decode()
 
     register(django_capture_on_commit_callbacks, issue)
     assert WATERMARK not in client.get(reverse("login")).content.decode()
-    assert WATERMARK not in manager_client.get(REGISTRATION).content.decode()
     assert WATERMARK not in manager_client.get(REPORTS).content.decode()
 
     restart(django_capture_on_commit_callbacks)
-    assert WATERMARK in manager_client.get(REGISTRATION).content.decode()
+    assert WATERMARK in manager_client.get(REPORTS).content.decode()
+
+
+@pytest.mark.django_db
+def test_no_watermark_on_registration_management_which_says_the_state_itself(
+    manager_client, frozen_clock, issue, django_capture_on_commit_callbacks
+):
+    # Unregistered, with a QR code open: neither the QR code nor the page is covered.
+    _lic, text = issue()
+    upload(django_capture_on_commit_callbacks, text)
+    pages = [
+        REGISTRATION,
+        REGISTRATION + "?register=1",
+        reverse("registration:version"),
+        reverse("registration:license_request"),
+    ]
+    for path in pages:
+        body = manager_client.get(path).content.decode()
+        assert WATERMARK not in body, path
+    assert 'id="qr-image"' in manager_client.get(REGISTRATION).content.decode()
+    assert WATERMARK in manager_client.get(REPORTS).content.decode()
 
 
 @pytest.mark.django_db

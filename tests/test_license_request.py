@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from registration.facts import version_information
+from registration.installation import get_installation
 from registration.license_request import LicenseRequest, build_email
 from registration.models import NodeLease
 from registration.request_forms import LicenseRequestForm, latest_contract_date
@@ -27,6 +28,7 @@ VERSION = {
     "build_version": "11.0.20",
     "build_date": "2024-02-01",
     "project_content": "reports",
+    "installation_id": "5d0f3a7e-2b1c-4e8a-9f60-1a2b3c4d5e6f",
 }
 GOOD = {"company": "Acme Ltd", "project_name": "Reports", "contract_date": "2026-01-15"}
 EXPECTED_SUBJECT = "Official Authorization Document of Acme Ltd's Registration for ReportServer"
@@ -39,7 +41,8 @@ EXPECTED_BODY = (
     "Project Version: 11.0 (build 11.0.20)\n"
     "Build date: 2024/02/01\n"
     "App name: ReportServer\n"
-    "Project content: reports"
+    "Project content: reports\n"
+    "Installation ID: 5d0f3a7e-2b1c-4e8a-9f60-1a2b3c4d5e6f"
 )
 
 
@@ -88,6 +91,7 @@ def test_the_maximum_number_of_registration_is_the_requested_node_count():
     assert "\nMaximum number of registration: 3\n" in email.body
 
 
+@pytest.mark.django_db
 def test_the_version_facts_come_from_this_installation(settings):
     settings.APP_NAME = "FineReport"
     settings.APP_VERSION = "12.1.7"
@@ -314,7 +318,8 @@ def test_a_good_request_shows_the_mailto_link_the_copy_button_and_the_text(
     email = response.context["email"]
     assert email.recipient == "licenses@vendor.example"
     assert email.subject == EXPECTED_SUBJECT
-    assert email.body == EXPECTED_BODY
+    installation_id = str(get_installation().installation_id)
+    assert email.body == EXPECTED_BODY.replace(VERSION["installation_id"], installation_id)
     html = response.content.decode()
     assert f'id="mailto-link" href="{email.mailto.replace("&", "&amp;")}"' in html
     assert '<button type="button" id="copy-request"' in html
@@ -470,3 +475,77 @@ def test_the_copy_script_and_style_exist_as_static_files():
     assert 'getElementById("copy-request")' in text
     assert "button.hidden = false" in text
     assert finders.find("registration/request.css") is not None
+
+
+# --- The installation id, and values that survive a reload --------------------------
+
+
+@pytest.mark.django_db
+def test_version_information_shows_the_installation_id_and_one_date_format(
+    manager_client: Client, frozen_clock
+):
+    installation_id = str(get_installation().installation_id)
+
+    html = manager_client.get(reverse("registration:version")).content.decode()
+
+    assert f'<code id="installation-id">{installation_id}</code>' in html
+    assert 'id="build-date">2024/02/01<' in html
+    assert "2024-02-01" not in html
+
+
+@pytest.mark.django_db
+def test_the_email_carries_the_installation_id_support_staff_search_by(
+    manager_client: Client, frozen_clock
+):
+    installation_id = str(get_installation().installation_id)
+
+    response = manager_client.get(URL, GOOD)
+
+    assert response.status_code == 200
+    body = response.context["email"].body
+    assert body.splitlines()[-1] == f"Installation ID: {installation_id}"
+
+
+@pytest.mark.django_db
+def test_the_form_is_a_get_whose_address_keeps_the_values(manager_client: Client, frozen_clock):
+    page = manager_client.get(URL).content.decode()
+    assert re.search(r'<form method="get" action="/system/version/request[^"]*" id="license', page)
+
+    response = manager_client.get(URL, {**GOOD, "cluster": "on", "max_nodes": "3"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Maximum number of registration: 3" in response.context["email"].body
+    assert re.search(r'<input[^>]*name="company"[^>]*value="Acme Ltd"', html)
+    assert re.search(r'<input[^>]*name="project_name"[^>]*value="Reports"', html)
+    assert re.search(r'<input[^>]*name="contract_date"[^>]*value="2026-01-15"', html)
+    assert re.search(r'<input[^>]*name="cluster"[^>]*checked', html)
+    assert re.search(r'<input[^>]*name="max_nodes"[^>]*value="3"', html)
+    # The language switch comes back to this address, values and all.
+    next_url = re.search(r'name="next" value="([^"]+)"', html).group(1)
+    assert next_url.startswith(f"{URL}?") and "company=Acme+Ltd" in next_url
+
+
+@pytest.mark.django_db
+def test_switching_the_language_after_writing_the_email_keeps_it(
+    manager_client: Client, frozen_clock
+):
+    written = manager_client.get(URL, GOOD).content.decode()
+    next_url = re.search(r'name="next" value="([^"]+)"', written).group(1).replace("&amp;", "&")
+
+    response = manager_client.post(
+        reverse("set_language"), {"language": "zh-hans", "next": next_url}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert response.context["email"].subject == EXPECTED_SUBJECT
+    assert 'lang="zh-hans"' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_get_with_bad_values_is_400_with_the_errors(manager_client: Client, frozen_clock):
+    response = manager_client.get(URL, {**GOOD, "contract_date": "2026-13-01"})
+
+    assert response.status_code == 400
+    assert "email" not in response.context
+    assert 'id="contract_date-error"' in response.content.decode()

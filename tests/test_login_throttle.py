@@ -68,12 +68,21 @@ def test_rotating_addresses_against_one_account_is_refused_after_its_budget(
 
     assert right.status_code == 429
     assert "_auth_user_id" not in client.session
-    # The same page as the per-address limit's.
-    settings.RATE_LOGIN = "1/h"
-    login(path, "198.51.100.20", "someone-else")
-    per_address = login(path, "198.51.100.20", "someone-else")
-    assert per_address.status_code == 429
-    assert error_page(right) == error_page(per_address)
+    # The page says it is the account, not the address, and for how long.
+    assert "Too many failed sign-ins for this account" in error_page(right)
+    assert "from your address" not in error_page(right)
+
+
+def test_good_sign_ins_never_spend_the_accounts_budget(settings, manager):
+    settings.RATE_LOGIN = "100/h"
+    settings.RATE_LOGIN_ACCOUNT = "2/h"
+    for n in range(5):
+        good = login("/accounts/login/", f"203.0.113.{n}", "manager", "pw-manager-1")
+        assert good.status_code == 302
+    # Two failures spend it; the third attempt, even right, is refused.
+    for n in range(2):
+        assert login("/accounts/login/", f"203.0.113.{10 + n}", "manager").status_code == 200
+    assert login("/accounts/login/", "203.0.113.20", "manager", "pw-manager-1").status_code == 429
 
 
 def test_the_account_is_the_username_case_folded_and_stripped(settings, manager):

@@ -118,11 +118,11 @@ def test_phone_countdown_reaches_zero_and_says_the_code_expired(live, issue):
         page = context(browser, live.url, PHONE).new_page()
         page.clock.install()
         page.goto(f"{live.url}/m/{challenge.token}")
-        expect(page.locator("#countdown")).to_have_text("300")
+        expect(page.locator("#countdown")).to_have_text("5:00")
         expect(page.locator("#code-expired")).to_be_hidden()
 
         page.clock.run_for(299_000)
-        expect(page.locator("#countdown")).to_have_text("1")
+        expect(page.locator("#countdown")).to_have_text("0:01")
         expect(page.locator("#code-expired")).to_be_hidden()
 
         page.clock.run_for(1_000)
@@ -215,7 +215,7 @@ def test_refresh_replaces_the_qr_code_in_place(live, manager, issue):
         assert page.url == url
         # Keyboard users stay on Refresh, and the new QR code counts down from its start.
         expect(page.locator("#refresh")).to_be_focused()
-        expect(page.locator("#countdown")).to_have_text(re.compile(r"^(300|299)$"))
+        expect(page.locator("#countdown")).to_have_text(re.compile(r"^(5:00|4:59)$"))
 
 
 def test_refresh_with_javascript_off_reloads_the_page_with_a_new_qr_code(live, manager, issue):
@@ -235,7 +235,7 @@ def test_refresh_with_javascript_off_reloads_the_page_with_a_new_qr_code(live, m
         expect(link).not_to_have_text(old_link)
         assert page.url == url
         # Without JavaScript the server's own count is shown.
-        expect(page.locator("#countdown")).to_have_text("300")
+        expect(page.locator("#countdown")).to_have_text("5:00")
 
 
 # --- The restart reminder -----------------------------------------------------------
@@ -253,10 +253,18 @@ def test_the_reminder_takes_the_focus_and_keeps_it(live, settings, frozen_clock,
         page = context(browser, live.url, DESKTOP, cookie).new_page()
         page.goto(f"{live.url}/system/version/")
 
-        authenticate = page.get_by_role("alertdialog").get_by_role("link", name="Authenticate")
+        dialog = page.get_by_role("alertdialog")
+        authenticate = dialog.get_by_role("link", name="Authenticate")
+        close = dialog.get_by_role("button", name="Close")
         expect(authenticate).to_be_focused()
-        for key in ("Tab", "Tab", "Shift+Tab"):
+        # Tab and Shift+Tab cycle between the dialog's two controls, never the page's.
+        for key, focused in (
+            ("Tab", close),
+            ("Tab", authenticate),
+            ("Shift+Tab", close),
+            ("Shift+Tab", authenticate),
+        ):
             page.keyboard.press(key)
-            expect(authenticate).to_be_focused()
+            expect(focused).to_be_focused()
         page.keyboard.press("Enter")
         expect(page).to_have_url(f"{live.url}{REGISTRATION}")

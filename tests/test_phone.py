@@ -59,7 +59,7 @@ def test_valid_token_shows_the_code_tag_company_project_and_time_left(
     assert code is not None and re.fullmatch(r"[0-9]{6}", code)
     assert f'id="challenge-tag">{challenge.tag}<' in body
     assert "<dd>Acme Ltd</dd>" in body and "<dd>Reports</dd>" in body
-    assert 'id="countdown">280<' in body
+    assert 'id="countdown">4:40<' in body
     assert 'name="viewport"' in body
     assert response["Cache-Control"].startswith("max-age=0")
     # The console accepts exactly this code.

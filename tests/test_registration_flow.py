@@ -38,13 +38,15 @@ REFRESH = reverse("registration:challenge")
 CODE = reverse("registration:code")
 
 
-def upload(client: Client, text: str, auth_method: str = "container"):
+def upload(client: Client, text: str, auth_method: str = "container", *, follow: bool = False):
+    """Upload as the page's form does; follow=True ends on the page a refusal redirects to."""
     return client.post(
         UPLOAD,
         {
             "auth_method": auth_method,
             "license": SimpleUploadedFile("Container.lic", text.encode()),
         },
+        follow=follow,
     )
 
 
@@ -72,14 +74,14 @@ def test_accepted_upload_shows_qr_tag_link_and_countdown(manager_client, frozen_
     assert [code.text for code in decoded] == [f"http://testserver/m/{challenge.token}"]
     assert f'id="challenge-tag">{challenge.tag}<' in body
     assert f'id="challenge-link">http://testserver/m/{challenge.token}<' in body
-    assert 'id="countdown">300<' in body
+    assert 'id="countdown">5:00<' in body
     assert "License uploaded. Scan the QR code with your phone." in body
     assert 'id="registration-state"' in body and "Unregistered" in body
     assert str(lic.license_id) in body
     # The license text is stored verbatim.
     assert InstalledLicense.objects.get().text == text
     frozen_clock.advance(minutes=4, seconds=59)
-    assert 'id="countdown">1<' in manager_client.get(PAGE).content.decode()
+    assert 'id="countdown">0:01<' in manager_client.get(PAGE).content.decode()
 
 
 def test_code_from_the_phone_registers_the_installation(manager_client, frozen_clock, issue):
@@ -109,7 +111,7 @@ def test_rejected_upload_lists_every_cause_with_exact_details(manager_client, fr
         max_nodes=1,
     )
 
-    response = upload(manager_client, text)
+    response = upload(manager_client, text, follow=True)
 
     assert response.status_code == 422
     body = response.content.decode()
@@ -144,7 +146,7 @@ def test_rejected_upload_lists_every_cause_with_exact_details(manager_client, fr
 
 
 def test_garbage_upload_is_license_content_incorrect(manager_client, frozen_clock):
-    response = upload(manager_client, "not a license at all")
+    response = upload(manager_client, "not a license at all", follow=True)
 
     assert response.status_code == 422
     body = response.content.decode()
@@ -161,7 +163,7 @@ def test_rejected_upload_keeps_the_installed_license_and_registration(
     installed = get_installation().license
     _, bad = issue(app_version="12.0")
 
-    response = upload(manager_client, bad)
+    response = upload(manager_client, bad, follow=True)
 
     assert response.status_code == 422
     installation = get_installation()
@@ -176,7 +178,7 @@ def test_older_license_than_the_installed_one_is_refused(manager_client, frozen_
     installed = get_installation().license
     _, older = issue(issued_at=datetime(2026, 2, 1, 8, 0, tzinfo=UTC))
 
-    response = upload(manager_client, older)
+    response = upload(manager_client, older, follow=True)
 
     assert response.status_code == 422
     body = response.content.decode()
@@ -204,7 +206,7 @@ def test_another_license_issued_in_the_same_second_is_superseded(
     upload(manager_client, first)
     _, same_second = issue(issued_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
 
-    response = upload(manager_client, same_second)
+    response = upload(manager_client, same_second, follow=True)
 
     assert response.status_code == 422
     body = response.content.decode()
@@ -232,7 +234,7 @@ def test_a_license_issued_in_the_future_is_refused_and_supersedes_nothing(
 ):
     _, future = issue(issued_at=issued_at)
 
-    response = upload(manager_client, future)
+    response = upload(manager_client, future, follow=True)
 
     assert response.status_code == 422
     body = response.content.decode()
@@ -352,14 +354,14 @@ def test_lock_is_audited_and_the_page_says_until_when(manager_client, frozen_clo
 
     assert response.status_code == 429
     body = response.content.decode()
-    assert "Locked until 12:15:00" in body
+    assert "Code entry locked until 12:15:00" in body
     assert "Submissions are locked until 12:15:00 UTC (server time)." in body
     lock = AuditEvent.objects.get(action=AuditAction.LOCKED)
     assert lock.detail == {"failed_attempts": 5, "locked_until": "2026-06-01T12:15:00+00:00"}
     assert AuditEvent.objects.filter(action=AuditAction.CODE_REFUSED).count() == 4
-    assert "Locked until 12:15:00" in manager_client.get(PAGE).content.decode()
+    assert "Code entry locked until 12:15:00" in manager_client.get(PAGE).content.decode()
     frozen_clock.advance(minutes=15)
-    assert "Locked until" not in manager_client.get(PAGE).content.decode()
+    assert "locked until" not in manager_client.get(PAGE).content.decode()
 
 
 def test_register_now_opens_the_form_with_local_container(manager_client):

@@ -91,12 +91,13 @@ def post_stream(client, body: LazyBody):
 
 
 def upload(client, content: bytes, name: str = "Container.lic"):
+    """Post the file; a refusal is followed to the page it redirects to (422)."""
     body = multipart_head(name) + content + TAIL
-    return client.generic(
-        "POST",
+    return client.post(
         reverse("registration:upload"),
         body,
         content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        follow=True,
     )
 
 

@@ -6,20 +6,41 @@ pages; each re-exports the error handlers below.
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponse
 from django.urls import include, path
+from django.utils.translation import gettext as _
 
 from licserver import health
 from registration.net import login_account_key
 from registration.views.errors import View, rate_limited
 
 # Password guessing: every login form counts its POSTs per client address (RATE_LOGIN) and
-# per account named (RATE_LOGIN_ACCOUNT), so rotating addresses against one account does
-# not help. Either limit answers the same 429 page; a POST the address limit refuses is not
-# counted against the account.
+# its failed sign-ins per account named (RATE_LOGIN_ACCOUNT), so rotating addresses
+# against one account does not help, and good sign-ins never lock the owner out. A POST
+# the address limit refuses is not counted against the account.
 POST = frozenset({"POST"})
 _per_address = rate_limited("login", "RATE_LOGIN", methods=POST)
+
+
+def _failed_sign_in(response: HttpResponse) -> bool:
+    # A good sign-in redirects; a failed one shows the form again.
+    return response.status_code == 200
+
+
+def _account_message() -> str:
+    return _(
+        "Too many failed sign-ins for this account. Wait up to an hour, or ask another "
+        "administrator to reset its password."
+    )
+
+
 _per_account = rate_limited(
-    "login-account", "RATE_LOGIN_ACCOUNT", methods=POST, key=login_account_key
+    "login-account",
+    "RATE_LOGIN_ACCOUNT",
+    methods=POST,
+    key=login_account_key,
+    counts=_failed_sign_in,
+    message=_account_message,
 )
 
 

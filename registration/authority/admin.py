@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from registration import clock
 from registration.adminbase import AuditLogAdmin, LicenseFileAdmin, ReadOnlyAdmin
+from registration.authority import chain
 from registration.authority.models import (
     DOWNLOAD_PERMISSION,
     REVOKE_PERMISSION,
@@ -36,8 +37,9 @@ from registration.authority.models import (
     BindingState,
     IssuedLicense,
 )
-from registration.authority.support import revoke, unbind
+from registration.authority.support import resolve_copy, revoke, unbind
 from registration.protocol.license import fingerprint
+from registration.protocol.text import format_minutes
 
 REASON_MAX_LENGTH = 500
 
@@ -51,6 +53,35 @@ class ReasonForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         error_messages={"required": gettext_lazy("Say why; the reason goes into the audit log.")},
     )
+
+
+class ResolveCopyForm(ReasonForm):
+    """Which copy of a copied installation goes on (the other is refused from then on)."""
+
+    keep = forms.ChoiceField(
+        label=gettext_lazy("Keep"),
+        widget=forms.RadioSelect,
+        error_messages={"required": gettext_lazy("Choose the copy to keep.")},
+    )
+
+    def __init__(self, *args, binding: Binding, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.order_fields(["keep", "reason"])
+        self.fields["keep"].choices = [
+            (
+                "tip",
+                _("The copy that registered last on %(date)s UTC (tip %(tip)s)")
+                % {
+                    "date": format_minutes(chain.other_copy_registered_at(binding)),
+                    "tip": binding.chain_tip[:8],
+                },
+            ),
+            (
+                "copy",
+                _("The copy caught on %(date)s UTC (tip %(tip)s)")
+                % {"date": format_minutes(binding.copied_at), "tip": binding.copy_chain[:8]},
+            ),
+        ]
 
 
 def _require_permission(request: HttpRequest, permission: str) -> None:
@@ -77,6 +108,21 @@ def _confirm_page(
 
 def _changelist_url(model: type[Model]) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+class CopiedFilter(admin.SimpleListFilter):
+    title = gettext_lazy("copied")
+    parameter_name = "copied"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(copied_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(copied_at__isnull=True)
+        return queryset
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -198,11 +244,17 @@ class BindingAdmin(ReadOnlyAdmin):
         "first_bound",
         "last_verified",
         "state",
+        "copied",
     ]
     list_display_links = ["license_uuid"]
-    list_filter = ["state", "first_bound", "last_verified"]
+    list_filter = ["state", CopiedFilter, "first_bound", "last_verified"]
     list_select_related = ["license"]
-    search_fields = ["license__company", "license__license_id", "installation_id"]
+    search_fields = [
+        "license__company",
+        "license__project_name",
+        "license__license_id",
+        "installation_id",
+    ]
     ordering = ["-last_verified"]
     date_hierarchy = "first_bound"
 
@@ -217,6 +269,10 @@ class BindingAdmin(ReadOnlyAdmin):
     @admin.display(description=gettext_lazy("project"), ordering="license__project_name")
     def project(self, obj: Binding) -> str:
         return obj.license.project_name
+
+    @admin.display(boolean=True, description=gettext_lazy("copied"), ordering="copied_at")
+    def copied(self, obj: Binding) -> bool:
+        return obj.copied_at is not None
 
     @admin.display(description=gettext_lazy("unbind"))
     def unbind_link(self, obj: Binding) -> str:
@@ -237,7 +293,48 @@ class BindingAdmin(ReadOnlyAdmin):
             self.admin_site.admin_view(self.unbind_view),
             name="authority_binding_unbind",
         )
-        return [unbind, *super().get_urls()]
+        resolve = path(
+            "<path:object_id>/resolve-copy/",
+            self.admin_site.admin_view(self.resolve_copy_view),
+            name="authority_binding_resolve_copy",
+        )
+        return [unbind, resolve, *super().get_urls()]
+
+    @method_decorator(require_http_methods(["GET", "POST"]))
+    def resolve_copy_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Ask which copy goes on and why, then refuse the other from now on."""
+        _require_permission(request, UNBIND_PERMISSION)
+        binding = self.get_object(request, unquote(object_id))
+        if binding is None:
+            raise Http404(_("There is no such binding."))
+        if binding.copied_at is None:
+            messages.info(request, _("This binding is not marked as copied."))
+            return HttpResponseRedirect(_changelist_url(Binding))
+        data = request.POST if request.method == "POST" else None
+        form = ResolveCopyForm(data, binding=binding)
+        if not form.is_valid():
+            return _confirm_page(
+                self,
+                request,
+                binding,
+                form,
+                action=_("Choose the copy to keep"),
+                question=_("Two copies of installation %(installation)s registered license %(id)s.")
+                % {"id": binding.license.license_id, "installation": binding.installation_id},
+                consequence=_(
+                    "The copy you keep registers as before; the other is refused from now "
+                    "on, and its administrator must ask for a license of its own."
+                ),
+            )
+        resolve_copy(
+            binding.pk,
+            keep_tip=form.cleaned_data["keep"] == "tip",
+            actor=request.user,
+            reason=form.cleaned_data["reason"],
+            now=clock.now(),
+        )
+        messages.success(request, _("The copy is resolved; the other copy is refused from now on."))
+        return HttpResponseRedirect(_changelist_url(Binding))
 
     @method_decorator(require_http_methods(["GET", "POST"]))
     def unbind_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -24,8 +24,9 @@ from enum import StrEnum
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
+from registration.authority import chain
+from registration.authority.chain import ChainVerdict
 from registration.authority.models import (
     AuditAction,
     AuditEvent,
@@ -34,9 +35,7 @@ from registration.authority.models import (
     IssuedLicense,
 )
 from registration.protocol.causes import (
-    TITLES,
     Cause,
-    CauseCode,
     license_exhausted,
     license_expired,
 )
@@ -46,6 +45,7 @@ from registration.protocol.challenge import (
     authority_key,
     code_for,
     decode_token,
+    next_chain,
     verify_mac,
 )
 from registration.protocol.keys import load_authority_key
@@ -67,6 +67,7 @@ class ProblemCode(StrEnum):
     LICENSE_EXPIRED = "license_expired"
     LICENSE_EXHAUSTED = "license_exhausted"
     BOUND_ELSEWHERE = "bound_elsewhere"
+    INSTALLATION_COPIED = "installation_copied"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class PhoneResult:
     binding: Binding | None = None
     code: str = ""
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+    # Said beside the code (a version-1 token: no copy check was possible).
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -128,12 +131,8 @@ def _unverified(code: ProblemCode) -> PhoneResult:
     )
 
 
-_UNKNOWN_LICENSE = Problem(
-    TITLES[CauseCode.LICENSE_CONTENT_INCORRECT],
-    (gettext_lazy("This license is not in the vendor's registry."),),
-    404,
-    ProblemCode.UNKNOWN_LICENSE,
-)
+# The MAC secret of a license the registry does not have (see read_token).
+_NO_LICENSE_SECRET = bytes(32)
 # What the phone page, the MAC and the license rules read of a license.
 _LICENSE_FIELDS = (
     "license_id",
@@ -161,8 +160,19 @@ def verify_for_phone(
         # hold the license; only the license row's own rules needed checking (a revoke
         # still applies).
         code = code_for(scan.challenge, scan.key)
-        return PhoneResult(scan.challenge, scan.issued, scan.active, code)
+        return PhoneResult(scan.challenge, scan.issued, scan.active, code, notes=_notes(scan))
     return record_binding(scan, now, client_address)
+
+
+def _notes(scan: Scan) -> tuple[str, ...]:
+    if scan.challenge.version < 2:
+        return (
+            _(
+                "No copy check was possible: this server runs an older version of the "
+                "product. Ask its administrator to upgrade."
+            ),
+        )
+    return ()
 
 
 def read_token(token: str) -> Scan | PhoneResult:
@@ -179,16 +189,20 @@ def read_token(token: str) -> Scan | PhoneResult:
     # it with its active binding, which is all a reload of this page needs.
     active = _active_binding(challenge)
     issued = active.license if active is not None else _issued(challenge)
-    if issued is None:
-        log.warning("Phone token for license %s, not in the registry", challenge.license_id)
-        return _unverified(ProblemCode.UNKNOWN_LICENSE)
+    # An unknown license goes through the same key derivation and MAC check, under a
+    # secret no license has, so it costs what a known one costs: the time of the answer
+    # does not tell which license ids exist either.
+    secret = license_secret(issued.text) if issued is not None else _NO_LICENSE_SECRET
     try:
-        key = authority_key(challenge, load_authority_key(key_file), license_secret(issued.text))
+        key = authority_key(challenge, load_authority_key(key_file), secret)
     except (ChallengeError, LicenseError) as exc:
         # A server key no console makes (a low-order point): as good as a wrong MAC.
         log.warning("Phone token for license %s refused: %s", challenge.license_id, exc)
         return _unverified(ProblemCode.INVALID_TOKEN)
-    if not verify_mac(challenge, mac, key):
+    if not verify_mac(challenge, mac, key) or issued is None:
+        if issued is None:
+            log.warning("Phone token for license %s, not in the registry", challenge.license_id)
+            return _unverified(ProblemCode.UNKNOWN_LICENSE)
         # Altered on the way, or made by someone who does not hold the license file.
         log.warning("Phone token with a wrong MAC for license %s", challenge.license_id)
         return _unverified(ProblemCode.INVALID_TOKEN)
@@ -239,6 +253,8 @@ def _is_reload(scan: Scan, now: datetime) -> bool:
         scan.active is not None
         and scan.active.installation_id == scan.challenge.installation_id
         and scan.active.last_nonce == scan.challenge.nonce.hex()
+        and scan.active.copied_at is None
+        and scan.challenge.chain.hex() not in scan.active.chain_refused
         and not license_problems(scan.challenge, scan.issued, now)
     )
 
@@ -260,36 +276,53 @@ def record_binding(scan: Scan, now: datetime, client_address: str | None) -> Pho
             .filter(license_id=challenge.license_id)
             .first()
         )
-        problems = binding_problems(challenge, issued, now)
+        if issued is None:  # deleted since the token was read: as if never there
+            return _unverified(ProblemCode.UNKNOWN_LICENSE)
+        active = issued.bindings.filter(state=BindingState.ACTIVE).first()
+        verdict = chain.classify(active, challenge)
+        problems = binding_problems(challenge, issued, active, verdict, now)
+        if verdict == ChainVerdict.COPY:
+            # The binding stays copied, with the copy's value, until support resolves it.
+            chain.mark_copied(active, challenge, now)
+            active.save(update_fields=["copied_at", "copy_chain", "copy_shown_at"])
+            AuditEvent.record(AuditAction.COPY_DETECTED, **who, copy_chain=active.copy_chain)
         if problems:
             AuditEvent.record(
                 AuditAction.BINDING_REFUSED, **who, problems=[str(p.code) for p in problems]
             )
             return PhoneResult(challenge, issued, problems=problems)
-        assert issued is not None
-        binding = _bind(issued, challenge, now)
+        code = code_for(challenge, scan.key)
+        binding = _bind(issued, active, challenge, verdict, code, now)
         AuditEvent.record(
-            AuditAction.CODE_SHOWN, **who, purpose=challenge.purpose.label, tag=challenge.tag
+            AuditAction.CODE_SHOWN,
+            **who,
+            purpose=challenge.purpose.label,
+            tag=challenge.tag,
+            copy_check="not_possible" if verdict == ChainVerdict.NOT_CHECKED else str(verdict),
         )
-    return PhoneResult(challenge, issued, binding, code_for(challenge, scan.key))
+    return PhoneResult(challenge, issued, binding, code, notes=_notes(scan))
 
 
-def _bind(issued: IssuedLicense, challenge: Challenge, now: datetime) -> Binding:
+def _bind(
+    issued: IssuedLicense,
+    binding: Binding | None,
+    challenge: Challenge,
+    verdict: ChainVerdict,
+    code: str,
+    now: datetime,
+) -> Binding:
     """Create the license's active binding, or move it on to this challenge."""
-    binding = issued.bindings.filter(state=BindingState.ACTIVE).first()
     if binding is None:
-        return Binding.objects.create(
-            license=issued,
-            installation_id=challenge.installation_id,
-            node_count=challenge.node_count,
-            first_bound=now,
-            last_verified=now,
-            last_nonce=challenge.nonce.hex(),
+        binding = Binding(
+            license=issued, installation_id=challenge.installation_id, first_bound=now
         )
     binding.node_count = challenge.node_count
     binding.last_verified = now
     binding.last_nonce = challenge.nonce.hex()
-    binding.save(update_fields=["node_count", "last_verified", "last_nonce"])
+    if verdict != ChainVerdict.NOT_CHECKED:
+        chain.advance(binding, challenge, verdict, now)
+        chain.remember_code(binding, next_chain(challenge, code), now)
+    binding.save()
     return binding
 
 
@@ -302,6 +335,8 @@ def _active_binding(challenge: Challenge) -> Binding | None:
             "installation_id",
             "state",
             "last_nonce",
+            "copied_at",
+            "chain_refused",
             *(f"license__{name}" for name in _LICENSE_FIELDS),
         )
         .filter(license__license_id=challenge.license_id, state=BindingState.ACTIVE)[:1]
@@ -315,31 +350,47 @@ def _issued(challenge: Challenge) -> IssuedLicense | None:
 
 
 def binding_problems(
-    challenge: Challenge, issued: IssuedLicense | None, now: datetime
+    challenge: Challenge,
+    issued: IssuedLicense,
+    active: Binding | None,
+    verdict: ChainVerdict,
+    now: datetime,
 ) -> tuple[Problem, ...]:
-    """Every binding rule the challenge breaks (one query: who else holds the license)."""
-    if issued is None:
-        return (_UNKNOWN_LICENSE,)
+    """Every binding rule the challenge breaks, given the license's active binding."""
     problems = list(license_problems(challenge, issued, now))
-    holder = (
-        issued.bindings.filter(state=BindingState.ACTIVE)
-        .exclude(installation_id=challenge.installation_id)
-        .first()
-    )
-    if holder is not None:
+    if active is not None and active.installation_id != challenge.installation_id:
         problems.append(
             Problem(
                 _("The maximum license number has been reached."),
                 (
                     _("This license is registered to another server since %(date)s.")
-                    % {"date": f"{format_minutes(holder.first_bound)} UTC"},
+                    % {"date": f"{format_minutes(active.first_bound)} UTC"},
                     _("Ask the vendor's support staff to unbind it before moving servers."),
                 ),
                 409,
                 ProblemCode.BOUND_ELSEWHERE,
             )
         )
+    if verdict in (ChainVerdict.COPY, ChainVerdict.REFUSED):
+        assert active is not None
+        problems.append(installation_copied(chain.other_copy_registered_at(active)))
     return tuple(problems)
+
+
+def installation_copied(other_registered_at: datetime) -> Problem:
+    """Another copy of this installation (a cloned database or VM) registered since."""
+    return Problem(
+        _("Installation Copied"),
+        (
+            _(
+                "Another copy of this installation registered on %(date)s UTC. "
+                "Ask support to choose the copy to keep."
+            )
+            % {"date": format_minutes(other_registered_at)},
+        ),
+        409,
+        ProblemCode.INSTALLATION_COPIED,
+    )
 
 
 def license_problems(

@@ -72,6 +72,23 @@ class Binding(models.Model):
         verbose_name=_("unbound by"),
     )
     unbound_reason = models.CharField(max_length=500, blank=True, verbose_name=_("unbind reason"))
+    # The registration chain (docs/protocol.md, "Copies of an installation", rules in
+    # authority/chain.py): the last value the installation presented, when the code that
+    # led to it was shown, and the values the codes shown since would lead to.
+    chain_tip = models.CharField(max_length=32, blank=True, verbose_name=_("chain tip"))
+    chain_tip_shown_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("chain tip registered at")
+    )
+    chain_successors = models.JSONField(default=list, blank=True, verbose_name=_("pending tips"))
+    # Earlier tips and successors another scan overtook, with when their codes were shown.
+    chain_past = models.JSONField(default=list, blank=True, verbose_name=_("past tips"))
+    # Values support staff chose against when they resolved a copy: refused from then on.
+    chain_refused = models.JSONField(default=list, blank=True, verbose_name=_("refused tips"))
+    copied_at = models.DateTimeField(null=True, blank=True, verbose_name=_("copy detected at"))
+    copy_chain = models.CharField(max_length=32, blank=True, verbose_name=_("copy's tip"))
+    copy_shown_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("copy registered at")
+    )
 
     class Meta:
         verbose_name = _("binding")
@@ -100,6 +117,8 @@ class AuditAction(models.TextChoices):
     UNBIND = "unbind", _("License unbound")
     REVOKE = "revoke", _("License revoked")
     DOWNLOADED = "license_downloaded", _("License file downloaded")
+    COPY_DETECTED = "copy_detected", _("Copy of an installation detected")
+    COPY_RESOLVED = "copy_resolved", _("Copy resolved")
 
 
 class AuditEvent(AuditRecord):

@@ -1,5 +1,6 @@
 """What the vendor's support staff do in Django admin: unbind a license from a server (so
-another can register it) and revoke a license. Each with a reason, in the audit log."""
+another can register it), revoke a license, and choose which copy of a copied installation
+goes on. Each with a reason, in the audit log."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime
 from django.db import transaction
 
 from registration.abstract import Actor
+from registration.authority import chain
 from registration.authority.models import (
     AuditAction,
     AuditEvent,
@@ -52,3 +54,38 @@ def revoke(license_pk: int, *, actor: Actor, reason: str, now: datetime) -> Issu
             AuditAction.REVOKE, at=now, actor=actor, license_id=issued.license_id, reason=reason
         )
     return issued
+
+
+def resolve_copy(
+    binding_id: int, *, keep_tip: bool, actor: Actor, reason: str, now: datetime
+) -> Binding:
+    """Choose which copy of a copied installation goes on; the other is refused from now on.
+
+    keep_tip keeps the copy whose value is the binding's tip (the one that registered last
+    before the other showed up); otherwise the copy that was caught goes on.
+    """
+    with transaction.atomic():
+        # The license row first, as a scan takes it: a scan and a resolution never interleave.
+        binding = Binding.objects.select_related("license").get(pk=binding_id)
+        IssuedLicense.objects.select_for_update().get(pk=binding.license_id)
+        binding = Binding.objects.select_for_update().select_related("license").get(pk=binding_id)
+        if binding.copied_at is None:
+            return binding
+        kept, refused = (
+            (binding.chain_tip, binding.copy_chain)
+            if keep_tip
+            else (binding.copy_chain, binding.chain_tip)
+        )
+        chain.keep_copy(binding, keep_tip)
+        binding.save()
+        AuditEvent.record(
+            AuditAction.COPY_RESOLVED,
+            at=now,
+            actor=actor,
+            installation_id=binding.installation_id,
+            license_id=binding.license.license_id,
+            reason=reason,
+            kept_chain=kept,
+            refused_chain=refused,
+        )
+    return binding

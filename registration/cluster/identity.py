@@ -11,8 +11,12 @@ same master (lifecycle._start() checks that). See docs/cluster.md.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+import secrets
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,20 +57,77 @@ class Master:
     pid: int
     started: int | None = None
     host_boot_id: str = ""
+    # SHA-256 (hex, 32 digits) of the boot's secret, which only the master and the
+    # processes it starts hold (boot_secret()); the lease records it.
+    secret_hash: str = ""
 
     def __str__(self) -> str:
         started = "" if self.started is None else str(self.started)
-        return f"{self.pid}:{started}:{self.host_boot_id}"
+        return f"{self.pid}:{started}:{self.host_boot_id}:{self.secret_hash}"
 
     @classmethod
     def parse(cls, text: str) -> Master | None:
         """Read a Master from str(master); None when text is not one."""
         pid, _, rest = text.partition(":")
-        started, _, host_boot_id = rest.partition(":")
+        started, _, rest = rest.partition(":")
+        host_boot_id, _, secret_hash = rest.partition(":")
         try:
-            return cls(int(pid), int(started) if started else None, host_boot_id)
+            return cls(int(pid), int(started) if started else None, host_boot_id, secret_hash)
         except ValueError:
             return None
+
+    def same_process(self, other: Master | None) -> bool:
+        return other is not None and (self.pid, self.started, self.host_boot_id) == (
+            other.pid,
+            other.started,
+            other.host_boot_id,
+        )
+
+
+# --- The boot secret ------------------------------------------------------------------
+# /proc can be faked without root (a user namespace with its own pid and time namespaces
+# can give a new process a dead master's pid and start time), so the master also makes a
+# random secret and hands it to the processes it starts in an inherited, unnamed file
+# (memfd), never in the environment. A process that cannot read the secret whose hash
+# the lease records does not join the boot. What remains: a process of the same user
+# that reads a live master's descriptors (/proc/<pid>/fd) or attaches a debugger.
+BOOT_SECRET_FD_ENV = "LICSERVER_BOOT_SECRET_FD"
+SECRET_BYTES = 32
+
+
+class _Secret:
+    """The boot secret this process made as a master (None until it makes one)."""
+
+    value: bytes | None = None
+
+
+def secret_hash(secret: bytes | None) -> str:
+    return hashlib.sha256(secret).hexdigest()[:32] if secret else ""
+
+
+def _new_secret() -> bytes:
+    """Make this process's boot secret and put it where its children inherit it."""
+    secret = secrets.token_bytes(SECRET_BYTES)
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("licserver-boot-secret", 0)
+    else:  # no memfd: an unlinked temporary file serves the same
+        fd, path = tempfile.mkstemp(prefix="licserver-boot-")
+        os.unlink(path)
+    os.write(fd, secret)
+    os.set_inheritable(fd, True)
+    os.environ[BOOT_SECRET_FD_ENV] = str(fd)
+    _Secret.value = secret
+    return secret
+
+
+def inherited_secret() -> bytes | None:
+    """Return the boot secret from the descriptor this process inherited, if any."""
+    try:
+        fd = int(os.environ.get(BOOT_SECRET_FD_ENV, ""))
+        secret = os.pread(fd, SECRET_BYTES + 1, 0)
+    except (ValueError, OSError):
+        return None
+    return secret if len(secret) == SECRET_BYTES else None
 
 
 def has_proc() -> bool:
@@ -107,13 +168,17 @@ def live_process(pid: int) -> Master | None:
 
 
 def this_process() -> Master:
-    """Return this process's identity (a master records it for its boot)."""
-    return live_process(os.getpid()) or Master(os.getpid())
+    """Return this process as the master of a boot (a master records it for its boot),
+    with the boot secret it made (made now if it has none)."""
+    found = live_process(os.getpid()) or Master(os.getpid())
+    secret = _Secret.value or _new_secret()
+    return Master(found.pid, found.started, found.host_boot_id, secret_hash(secret))
 
 
 def new_boot() -> uuid.UUID:
     """Make a new boot id with this process as its master, for it and its children."""
     boot_id = uuid.uuid4()
+    _new_secret()
     os.environ[BOOT_ID_ENV] = str(boot_id)
     os.environ[BOOT_MASTER_ENV] = str(this_process())
     return boot_id
@@ -153,7 +218,13 @@ def inherited_master() -> Master | None:
         return None
     if not in_my_process_group(claimed.pid):
         return None
-    return claimed if live_process(claimed.pid) == claimed else None
+    if not claimed.same_process(live_process(claimed.pid)):
+        return None
+    # The master's pid and start time can be faked; its secret cannot be guessed.
+    secret = _Secret.value if claimed.pid == os.getpid() else inherited_secret()
+    if not claimed.secret_hash or not hmac.compare_digest(secret_hash(secret), claimed.secret_hash):
+        return None
+    return claimed
 
 
 def inherited_boot() -> tuple[NodeIdentity, Master] | None:

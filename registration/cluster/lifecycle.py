@@ -98,7 +98,9 @@ def lease_master(lease: NodeLease) -> Master | None:
     """Return the master recorded in lease (None for a lease recorded without one)."""
     if lease.master_pid is None:
         return None
-    return Master(lease.master_pid, lease.master_started, lease.host_boot_id)
+    return Master(
+        lease.master_pid, lease.master_started, lease.host_boot_id, lease.boot_secret_hash
+    )
 
 
 def begin_life(
@@ -130,6 +132,7 @@ def begin_life(
         master_pid=master.pid if master else None,
         master_started=master.started if master else None,
         host_boot_id=master.host_boot_id if master else "",
+        boot_secret_hash=master.secret_hash if master else "",
     )
     license_id = lic.license_id if lic is not None else None
     expired = registered and not full and not peers

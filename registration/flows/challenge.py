@@ -91,6 +91,7 @@ def issue(
         license_secret=license_secret(lic.text),
         now=now,
         ttl_seconds=settings.CHALLENGE_TTL_SECONDS,
+        chain=bytes.fromhex(row.chain),
     )
     # K is used here once, for the token's MAC and the code, and then forgotten: what is
     # kept cannot compute a code, and checking a guess against it costs an scrypt.

@@ -28,7 +28,7 @@ from registration.models import (
     QrChallenge,
     RegistrationState,
 )
-from registration.protocol.challenge import Purpose, decode_token
+from registration.protocol.challenge import Purpose, decode_token, next_chain
 from registration.protocol.verifier import check_verifier
 from registration.seal import seal_for
 
@@ -87,13 +87,14 @@ def submit_code(
         # The one costly step (an scrypt); at most LOCKOUT_MAX_ATTEMPTS of them run per
         # lockout, since the row lock above serialises every submission.
         if check_verifier(challenge.code_verifier, code, proto.digest(), verifier_pepper()):
-            return _accept(row, challenge, now, actor, client_address)
+            return _accept(row, challenge, next_chain(proto, code), now, actor, client_address)
         return _refuse(row, challenge, now, actor, client_address)
 
 
 def _accept(
     row: Installation,
     challenge: QrChallenge,
+    chain: bytes,
     now: datetime,
     actor: Actor,
     client_address: str | None,
@@ -107,6 +108,8 @@ def _accept(
         # Registered is true only with this seal (registration/seal.py): the row's license
         # must be the challenge's, as it is (a new upload supersedes open challenges).
         registration_seal=seal_for(row.installation_id, lic.license_id, lic.text, now),
+        # The vendor, who showed this code, moves its record of the chain the same way.
+        chain=chain.hex(),
         failed_attempts=0,
         lock_count=0,
         locked_until=None,

@@ -1,10 +1,16 @@
 """Upload a Container.lic: check it (every cause at once); when it passes, install it and
-issue its first QR challenge. A refused file changes nothing but the audit log."""
+issue its first QR challenge. A refused file changes nothing but the audit log.
+
+On a Registered installation an upload never ends the registration by accident: the
+installed license uploaded again changes nothing (UNCHANGED), and another license is
+installed only when the admin has confirmed that the registration ends until the new QR
+code is scanned (replace_registration=True; NEEDS_CONFIRMATION otherwise)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
@@ -27,12 +33,26 @@ from registration.protocol.causes import Cause, CauseCode, Validation, validate
 from registration.protocol.challenge import Purpose
 from registration.protocol.license import License
 from registration.protocol.text import format_datetime
+from registration.protocol.validity import is_expired
+from registration.seal import effective_state
+
+
+class UploadOutcome(StrEnum):
+    REFUSED = "refused"
+    INSTALLED = "installed"
+    # A Registered installation and its own license again: nothing to do.
+    UNCHANGED = "unchanged"
+    # A Registered installation and another license: ask before ending the registration.
+    NEEDS_CONFIRMATION = "needs_confirmation"
 
 
 @dataclass(frozen=True)
 class UploadResult:
     validation: Validation
     challenge: QrChallenge | None = None
+    outcome: UploadOutcome = UploadOutcome.REFUSED
+    # The installation's license at the time (what a confirmation names), if any.
+    installed: InstalledLicense | None = None
 
     @property
     def accepted(self) -> bool:
@@ -58,9 +78,19 @@ def superseded(uploaded: License, installed: InstalledLicense) -> Cause | None:
 
 
 def upload_license(
-    data: bytes, auth_method: str, *, actor: Actor = None, client_address: str | None = None
+    data: bytes,
+    auth_method: str,
+    *,
+    actor: Actor = None,
+    client_address: str | None = None,
+    replace_registration: bool = False,
 ) -> UploadResult:
-    """Validate an uploaded license; when it passes, store it and issue a QR challenge."""
+    """Validate an uploaded license; when it passes, store it and issue a QR challenge.
+
+    On a Registered installation: its own license changes nothing (UNCHANGED), and another
+    one is installed only with replace_registration (NEEDS_CONFIRMATION otherwise); both
+    are checked first, so a refused file is refused whatever the state.
+    """
     with transaction.atomic():
         row = installation_for_update()
         now = clock.now()
@@ -86,10 +116,24 @@ def upload_license(
                 client_address=client_address,
                 causes=validation.codes,
             )
-            return UploadResult(validation)
+            return UploadResult(validation, installed=row.license)
         assert lic is not None
+        if _registered(row, now):
+            if lic.license_id == row.license.license_id:
+                return UploadResult(validation, None, UploadOutcome.UNCHANGED, row.license)
+            if not replace_registration:
+                return UploadResult(validation, None, UploadOutcome.NEEDS_CONFIRMATION, row.license)
         challenge = _install(row, lic, data, now, actor, client_address)
-    return UploadResult(validation, challenge)
+    return UploadResult(validation, challenge, UploadOutcome.INSTALLED, row.license)
+
+
+def _registered(row: Installation, now: datetime) -> bool:
+    """Tell whether the row holds a live registration (one an upload would end)."""
+    return (
+        effective_state(row) == RegistrationState.REGISTERED
+        and row.license is not None
+        and not is_expired(row.license.expires_at, now)
+    )
 
 
 def _install(

@@ -4,10 +4,12 @@ The console makes a fresh X25519 key pair per challenge, derives
 K = HKDF-SHA256(X25519(server_private, authority_public), info), computes the token's
 MAC and the code at once, and keeps neither the private key, nor K, nor the code (only
 the code's verifier: protocol/verifier.py). The vendor's verification service derives
-the same K from its private key and the server's public key carried in the token. The
-6-digit code is the RFC 4226 dynamic truncation of HMAC-SHA256(K, SHA-256(canonical
-challenge bytes)) mod 10^6, so the console checks a code offline and any change to any
-challenge field changes the code.
+the same K from its private key and the server's public key carried in the token.
+Version 2's code is RFC 6287 OCRA (suite OCRA-1:HOTP-SHA256-6:QH64, Q = SHA-256 of the
+canonical bytes), so the console checks a code offline, any change to any challenge
+field changes the code, and any OCRA implementation can compute it. Version 2 also
+carries the console's registration chain value (copies of an installation are caught by
+it: authority/chain.py). Consoles make version 2; the vendor still reads version 1.
 
 Nothing here touches the database; see docs/protocol.md for the layout and threat model.
 """
@@ -29,6 +31,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from registration.protocol.otp import dynamic_truncate, hkdf_sha256, ocra
 from registration.protocol.text import (
     KID_MAX_BYTES,
     KID_PATTERN,
@@ -36,17 +39,33 @@ from registration.protocol.text import (
     has_control_characters,
 )
 
-PROTOCOL_VERSION = 1
-KDF_INFO = b"licserver/challenge/v1"
-MAC_CONTEXT = b"licserver/challenge-mac/v1\n"
+# Consoles make version 2; the vendor still reads version 1 (consoles not yet upgraded).
+PROTOCOL_VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, 2})
+KDF_INFO = {1: b"licserver/challenge/v1", 2: b"licserver/challenge/v2"}
+MAC_CONTEXT = {1: b"licserver/challenge-mac/v1\n", 2: b"licserver/challenge-mac/v2\n"}
+# Version 2's code is RFC 6287 OCRA with this suite; Q is SHA-256 of the canonical bytes.
+OCRA_SUITE = "OCRA-1:HOTP-SHA256-6:QH64"
+# The registration chain (docs/protocol.md, "Copies of an installation"): 64 bits, enough
+# to tell the copies of one installation apart, and short enough to keep the QR at version
+# 10 with a 64-byte node name.
+CHAIN_BYTES = 8
+CHAIN_CONTEXT = b"licserver/chain/v2\n"
 MAC_BYTES = 8
 NONCE_BYTES = 16
 CODE_DIGITS = 6
 # Tag letters avoid look-alikes (0/O, 1/I/L, 2/Z, 5/S, 8/B, 6/G).
 TAG_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
-_FIXED = struct.Struct(">BB16s16s16sIIH")
+# The fixed part: version 1 has no chain; version 2 carries it after the nonce.
+_FIXED = {
+    1: struct.Struct(">BB16s16s16sIIH"),
+    2: struct.Struct(f">BB16s16s16s{CHAIN_BYTES}sIIH"),
+}
 # Longest token: fixed part, both length-prefixed strings, the public key and the MAC.
-TOKEN_MAX_BYTES = _FIXED.size + 1 + NODE_NAME_MAX_BYTES + 1 + KID_MAX_BYTES + 32 + MAC_BYTES
+TOKEN_MAX_BYTES = (
+    _FIXED[PROTOCOL_VERSION].size + 1 + NODE_NAME_MAX_BYTES + 1 + KID_MAX_BYTES + 32 + MAC_BYTES
+)
+_TOKEN_MIN_BYTES = min(f.size for f in _FIXED.values()) + 2 + 32 + MAC_BYTES
 
 
 class Purpose(IntEnum):
@@ -75,6 +94,12 @@ class Challenge:
     kid: str
     server_public: bytes
     version: int = PROTOCOL_VERSION
+    # The console's registration chain value (version 2; empty in version 1).
+    chain: bytes = bytes(CHAIN_BYTES)
+
+    def __post_init__(self) -> None:
+        if len(self.chain) != (CHAIN_BYTES if self.version >= 2 else 0):
+            raise ValueError("the chain value does not fit the protocol version")
 
     def canonical_bytes(self) -> bytes:
         """Return the exact bytes both sides hash; every field is in them.
@@ -90,18 +115,12 @@ class Challenge:
     def _build_canonical_bytes(self) -> bytes:
         node = self.node_name.encode("utf-8")
         kid = self.kid.encode("ascii")
+        ids = (int(self.purpose), self.license_id.bytes, self.installation_id.bytes, self.nonce)
+        chain = (self.chain,) if self.version >= 2 else ()
+        times = (int(self.issued_at.timestamp()), int(self.expires_at.timestamp()))
         return b"".join(
             (
-                _FIXED.pack(
-                    self.version,
-                    int(self.purpose),
-                    self.license_id.bytes,
-                    self.installation_id.bytes,
-                    self.nonce,
-                    int(self.issued_at.timestamp()),
-                    int(self.expires_at.timestamp()),
-                    self.node_count,
-                ),
+                _FIXED[self.version].pack(self.version, *ids, *chain, *times, self.node_count),
                 bytes([len(node)]),
                 node,
                 bytes([len(kid)]),
@@ -113,6 +132,11 @@ class Challenge:
     def digest(self) -> bytes:
         """Return SHA-256 of the canonical bytes (what the code and the tag are made from)."""
         return hashlib.sha256(self.canonical_bytes()).digest()
+
+    @property
+    def question(self) -> str:
+        """Return OCRA's question Q: the digest as 64 lower-case hex digits."""
+        return self.digest().hex()
 
     @property
     def tag(self) -> str:
@@ -133,7 +157,12 @@ def _raw_public(key: X25519PublicKey) -> bytes:
 
 
 def derive_key(
-    shared: bytes, server_public: bytes, authority_public: bytes, kid: str, license_secret: bytes
+    shared: bytes,
+    server_public: bytes,
+    authority_public: bytes,
+    kid: str,
+    license_secret: bytes,
+    version: int = PROTOCOL_VERSION,
 ) -> bytes:
     """Derive K from the X25519 shared secret, bound to both public keys and the kid.
 
@@ -142,12 +171,8 @@ def derive_key(
     authority's key is public, so without it anyone could make a token whose MAC checks;
     with it, only a holder of the license can.
     """
-    info = KDF_INFO + server_public + authority_public + kid.encode("ascii")
-    # HKDF-SHA256 (RFC 5869) with one output block: extract, then expand. Written out
-    # because building cryptography's HKDF object costs more than the two HMACs; tests
-    # check the output equals cryptography's HKDF for the same inputs.
-    prk = hmac.digest(license_secret, shared, "sha256")
-    return hmac.digest(prk, info + b"\x01", "sha256")
+    info = KDF_INFO[version] + server_public + authority_public + kid.encode("ascii")
+    return hkdf_sha256(shared, license_secret, info, 32)
 
 
 def new_challenge(
@@ -162,30 +187,37 @@ def new_challenge(
     license_secret: bytes,
     now: datetime,
     ttl_seconds: int,
+    chain: bytes = bytes(CHAIN_BYTES),
+    server_private: X25519PrivateKey | None = None,
+    nonce: bytes | None = None,
 ) -> tuple[Challenge, bytes]:
-    """Return a fresh challenge and its key K; the server's private key is not kept."""
+    """Return a fresh version-2 challenge and its key K; the server's private key is not
+    kept. server_private and nonce are fresh unless given (test vectors give them)."""
     if len(node_name.encode("utf-8")) > NODE_NAME_MAX_BYTES or has_control_characters(node_name):
         raise ValueError("node name is too long for a challenge, or has control characters")
     if not KID_PATTERN.fullmatch(kid):
         raise ValueError("key id is not a valid key id")
     if not 0 <= node_count <= 0xFFFF:
         raise ValueError("node count is out of range")
+    if len(chain) != CHAIN_BYTES or (nonce is not None and len(nonce) != NONCE_BYTES):
+        raise ValueError("the chain value or the nonce has the wrong length")
     issued_at = now.astimezone(UTC).replace(microsecond=0)
-    server_private = X25519PrivateKey.generate()
+    server_private = server_private or X25519PrivateKey.generate()
     server_public = _raw_public(server_private.public_key())
     shared = server_private.exchange(X25519PublicKey.from_public_bytes(authority_public))
-    del server_private  # K is all the server keeps.
+    del server_private  # K is all the server keeps, and only until the code is made.
     challenge = Challenge(
         purpose=purpose,
         license_id=license_id,
         installation_id=installation_id,
         node_name=node_name,
         node_count=node_count,
-        nonce=secrets.token_bytes(NONCE_BYTES),
+        nonce=nonce if nonce is not None else secrets.token_bytes(NONCE_BYTES),
         issued_at=issued_at,
         expires_at=issued_at + timedelta(seconds=ttl_seconds),
         kid=kid,
         server_public=server_public,
+        chain=chain,
     )
     return challenge, derive_key(shared, server_public, authority_public, kid, license_secret)
 
@@ -207,20 +239,39 @@ def authority_key(
         raise ChallengeError("the server key in the token is not usable") from exc
     authority_public = _authority_public(authority_private)
     return derive_key(
-        shared, challenge.server_public, authority_public, challenge.kid, license_secret
+        shared,
+        challenge.server_public,
+        authority_public,
+        challenge.kid,
+        license_secret,
+        challenge.version,
     )
 
 
 def _mac(challenge: Challenge, key: bytes) -> bytes:
-    return hmac.digest(key, MAC_CONTEXT + challenge.canonical_bytes(), "sha256")[:MAC_BYTES]
+    context = MAC_CONTEXT[challenge.version]
+    return hmac.digest(key, context + challenge.canonical_bytes(), "sha256")[:MAC_BYTES]
 
 
 def code_for(challenge: Challenge, key: bytes) -> str:
-    """Return the 6-digit code: RFC 4226 truncation of HMAC-SHA256(K, SHA-256(bytes))."""
-    digest = hmac.digest(key, challenge.digest(), "sha256")
-    offset = digest[-1] & 0x0F
-    number = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
-    return str(number % 10**CODE_DIGITS).zfill(CODE_DIGITS)
+    """Return the 6-digit code of a challenge under K.
+
+    Version 2: RFC 6287 OCRA, suite OCRA-1:HOTP-SHA256-6:QH64, Q = SHA-256(canonical
+    bytes) in hex, so any OCRA implementation computes or checks it. Version 1: RFC 4226
+    dynamic truncation of HMAC-SHA256(K, SHA-256(canonical bytes)).
+    """
+    if challenge.version >= 2:
+        return ocra(OCRA_SUITE, key, challenge.question)
+    return dynamic_truncate(hmac.digest(key, challenge.digest(), "sha256"), CODE_DIGITS)
+
+
+def next_chain(challenge: Challenge, code: str) -> bytes:
+    """Return the chain value after a registration with this challenge and its code.
+
+    The vendor, who showed the code, derives the same value; see docs/protocol.md.
+    """
+    material = CHAIN_CONTEXT + challenge.chain + challenge.digest() + code.encode("ascii")
+    return hashlib.sha256(material).digest()[:CHAIN_BYTES]
 
 
 def encode_token(challenge: Challenge, key: bytes) -> str:
@@ -257,18 +308,23 @@ def decode_token(token: str) -> tuple[Challenge, bytes]:
     if not token or len(token) > (TOKEN_MAX_BYTES * 8 + 4) // 5 or not token.isascii():
         raise ChallengeError("the token's length or characters are wrong")
     raw = _b32decode(token.upper())
-    if len(raw) < _FIXED.size + 2 + 32 + MAC_BYTES:
+    if len(raw) < _TOKEN_MIN_BYTES:
         raise ChallengeError("the token is too short")
-    (version, purpose, license_id, installation_id, nonce, issued, expires, node_count) = (
-        _FIXED.unpack_from(raw)
-    )
-    if version != PROTOCOL_VERSION:
+    version = raw[0]
+    if version not in SUPPORTED_VERSIONS:
         raise ChallengeError(f"protocol version {version} is not supported")
+    fixed = _FIXED[version]
+    if len(raw) < fixed.size + 2 + 32 + MAC_BYTES:
+        raise ChallengeError("the token is too short")
+    values = fixed.unpack_from(raw)
+    _version, purpose, license_id, installation_id, nonce = values[:5]
+    chain = values[5] if version >= 2 else b""
+    issued, expires, node_count = values[-3:]
     try:
         purpose_value = Purpose(purpose)
     except ValueError:
         raise ChallengeError("unknown purpose") from None
-    pos = _FIXED.size
+    pos = fixed.size
     node_len = raw[pos]
     node_bytes = raw[pos + 1 : pos + 1 + node_len]
     pos += 1 + node_len
@@ -298,6 +354,7 @@ def decode_token(token: str) -> tuple[Challenge, bytes]:
         expires_at=datetime.fromtimestamp(expires, UTC),
         kid=kid,
         server_public=raw[pos : pos + 32],
+        chain=chain,
     )
     if challenge.canonical_bytes() != raw[: pos + 32]:
         raise ChallengeError("the token is not in canonical form")

@@ -5,6 +5,8 @@
 {% current_registration as reg %}{% if reg.is_registered %}...{% endif %}
 {% license_expiry_warning %}                  -> the console's expiry warning, or nothing
 {{ day|admin_date }} {{ moment|admin_datetime }} -> 2024/02/01, 2024/02/01 22:27:45
+{{ moment|admin_time }}                        -> 22:27:45, in the site's zone
+{{ seconds|minutes_seconds }}                  -> 4:59 (a countdown)
 """
 
 from __future__ import annotations
@@ -68,8 +70,13 @@ def license_expiry_warning(context: template.Context) -> SafeString | str:
 
 
 @register.filter
-def admin_date(value: date | None) -> str:
-    """Write a date as every page does: 2024/02/01."""
+def admin_date(value: date | str | None) -> str:
+    """Write a date as every page does: 2024/02/01 (a setting's YYYY-MM-DD text too)."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return value
     return format_date(value) if value is not None else ""
 
 
@@ -77,3 +84,16 @@ def admin_date(value: date | None) -> str:
 def admin_datetime(value: datetime | None) -> str:
     """Write a time in the site's zone as every page does: 2024/02/01 22:27:45."""
     return format_datetime(timezone.localtime(value)) if value is not None else ""
+
+
+@register.filter
+def admin_time(value: datetime | None) -> str:
+    """Write the time of day in the site's zone as every page does: 22:27:45."""
+    return f"{timezone.localtime(value):%H:%M:%S}" if value is not None else ""
+
+
+@register.filter
+def minutes_seconds(value: int | None) -> str:
+    """Write a countdown's seconds as minutes and seconds: 299 -> 4:59, 5 -> 0:05."""
+    seconds = max(0, int(value or 0))
+    return f"{seconds // 60}:{seconds % 60:02d}"

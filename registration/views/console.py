@@ -7,6 +7,7 @@ registration.manage_registration; state changes are POST only and CSRF-protected
 from __future__ import annotations
 
 import base64
+from datetime import date
 from functools import partial
 
 from django.conf import settings
@@ -27,14 +28,21 @@ from registration.facts import version_information
 from registration.flows import challenge as challenges
 from registration.flows import code as codes
 from registration.flows import upload as uploads
-from registration.forms import CodeForm, LicenseUploadForm
+from registration.forms import CodeForm, LicenseUploadForm, ReplaceLicenseForm
 from registration.installation import get_installation
 from registration.models import MANAGE_PERMISSION, QrChallenge, RegistrationState
 from registration.net import client_address
+from registration.protocol.causes import Cause, CauseCode
+from registration.protocol.license import fingerprint
 from registration.protocol.validity import is_expired
 from registration.qr import cached_qr_png
 from registration.seal import effective_state
 from registration.views.errors import rate_limited
+
+# Session keys: the refused upload's causes (its page survives a reload) and the license
+# waiting for the admin's confirmation before it ends a live registration.
+REFUSED_UPLOAD = "registration:refused_upload"
+PENDING_UPLOAD = "registration:pending_upload"
 
 
 def manager_required(view):
@@ -58,14 +66,20 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
     challenge = challenges.open_challenge(now)
     locked = installation.locked_until is not None and now < installation.locked_until
     lic = installation.license
+    state = effective_state(installation)
+    # A registration does not outlive its license, whatever the stored state says.
+    license_ran_out = lic is not None and is_expired(lic.expires_at, now)
     context = {
         "installation": installation,
         "license": lic,
-        "state": effective_state(installation),
+        "state": state,
         "states": RegistrationState,
         "locked": locked,
-        # A registration does not outlive its license, whatever the stored state says.
-        "license_ran_out": lic is not None and is_expired(lic.expires_at, now),
+        "license_ran_out": license_ran_out,
+        # A live registration (what an upload would end), and the restart reminder's state.
+        "registered": state == RegistrationState.REGISTERED and not license_ran_out,
+        "restart_expired": state == RegistrationState.EXPIRED_DUE_TO_RESTART
+        and not license_ran_out,
         "now": now,
         "challenge": challenge,
         "challenge_url": _challenge_url(challenge) if challenge else "",
@@ -91,6 +105,8 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
 @manager_required
 @never_cache
 def registration_page(request: HttpRequest) -> HttpResponse:
+    # Back on the page without confirming: the upload that waited is dropped.
+    request.session.pop(PENDING_UPLOAD, None)
     return _page(request, show_form=request.GET.get("register") == "1")
 
 
@@ -111,18 +127,119 @@ def upload_license(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         status = 413 if too_large or form.has_error("license", "too_large") else 400
         return _page(request, status=status, upload_form=form, show_form=True)
-    result = uploads.upload_license(
+    return _after_upload(
+        request,
         form.cleaned_data["license"],
         form.cleaned_data["auth_method"],
+        replace_registration=False,
+    )
+
+
+def _after_upload(
+    request: HttpRequest, data: bytes, auth_method: str, *, replace_registration: bool
+) -> HttpResponse:
+    """Run the upload flow and answer with a page whose address survives a reload."""
+    result = uploads.upload_license(
+        data,
+        auth_method,
         actor=request.user,
         client_address=client_address(request),
+        replace_registration=replace_registration,
     )
-    if not result.accepted:
-        return _page(
-            request, status=422, upload_form=form, show_form=True, causes=result.validation.causes
+    session = request.session
+    session.pop(PENDING_UPLOAD, None)
+    outcome = uploads.UploadOutcome
+    if result.outcome == outcome.REFUSED:
+        # Post/redirect/get: the refusal is shown at an address a reload can ask again.
+        session[REFUSED_UPLOAD] = [
+            {"code": str(cause.code), "details": list(cause.details)}
+            for cause in result.validation.causes
+        ]
+        return redirect("registration:upload_refused")
+    session.pop(REFUSED_UPLOAD, None)
+    if result.outcome == outcome.UNCHANGED:
+        messages.info(
+            request,
+            _("This license is already installed and registered. Nothing was changed."),
         )
+        return redirect("registration:registration")
+    if result.outcome == outcome.NEEDS_CONFIRMATION:
+        lic = result.validation.license
+        assert lic is not None
+        session[PENDING_UPLOAD] = {
+            "text": data.decode("ascii"),
+            "auth_method": auth_method,
+            "license_id": str(lic.license_id),
+            "company": lic.company,
+            "project_name": lic.project_name,
+            "expires_at": lic.expires_at.isoformat(),
+        }
+        return redirect("registration:confirm_upload")
     messages.success(request, _("License uploaded. Scan the QR code with your phone."))
     return redirect("registration:registration")
+
+
+@require_GET
+@manager_required
+@never_cache
+def upload_refused(request: HttpRequest) -> HttpResponse:
+    """The refused upload's page: its causes, kept in the session so a reload shows them."""
+    try:
+        causes = tuple(
+            Cause(CauseCode(item["code"]), tuple(str(line) for line in item["details"]))
+            for item in request.session.get(REFUSED_UPLOAD) or ()
+        )
+    except (KeyError, TypeError, ValueError):
+        causes = ()
+    if not causes:
+        return redirect("registration:registration")
+    return _page(request, status=422, show_form=True, causes=causes, refused_upload=True)
+
+
+@require_GET
+@manager_required
+@never_cache
+def confirm_upload(request: HttpRequest) -> HttpResponse:
+    """Ask before another license ends a live registration."""
+    pending = request.session.get(PENDING_UPLOAD)
+    if not isinstance(pending, dict) or "text" not in pending:
+        return redirect("registration:registration")
+    return _page(
+        request,
+        pending=pending,
+        pending_expires_at=_iso_date(pending.get("expires_at")),
+        replace_form=ReplaceLicenseForm(initial={"fingerprint": fingerprint(pending["text"])}),
+    )
+
+
+@require_POST
+@manager_required
+@rate_limited("upload", "RATE_UPLOAD")
+def replace_license(request: HttpRequest) -> HttpResponse:
+    """Install the license the admin confirmed, ending the registration until its QR code
+    is scanned."""
+    pending = request.session.get(PENDING_UPLOAD)
+    waiting = isinstance(pending, dict) and "text" in pending
+    form = ReplaceLicenseForm(
+        request.POST, waiting=fingerprint(pending["text"]) if waiting else None
+    )
+    if not form.is_valid():
+        for error in form.non_field_errors() or form.errors.get("fingerprint", []):
+            messages.error(request, error)
+        return _page(request, status=409, show_form=True)
+    return _after_upload(
+        request,
+        pending["text"].encode("ascii"),
+        str(pending.get("auth_method", "")),
+        replace_registration=True,
+    )
+
+
+def _iso_date(value: object) -> date | None:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None
 
 
 @require_POST

@@ -15,14 +15,17 @@ from registration.net import RateLimitUnavailable, over_limit, ratelimit_key
 View = Callable[..., HttpResponse]
 
 
-def ratelimited(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def ratelimited(
+    request: HttpRequest, exception: Exception | None = None, *, message: str = ""
+) -> HttpResponse:
     """Answer a rate-limited request with 429 (also django-ratelimit's RATELIMIT_VIEW)."""
     return render(
         request,
         "error.html",
         {
             "title": _("Too many requests"),
-            "message": _("Too many requests from your address. Wait a minute and try again."),
+            "message": message
+            or _("Too many requests from your address. Wait a minute and try again."),
         },
         status=429,
     )
@@ -33,11 +36,17 @@ def rate_limited(
     setting: str,
     methods: frozenset[str] | None = None,
     key: Callable[[str, HttpRequest], str] = ratelimit_key,
+    *,
+    counts: Callable[[HttpResponse], bool] | None = None,
+    message: Callable[[], str] | None = None,
 ) -> Callable[[View], View]:
     """Limit a view per client address (or per what key returns, such as the account a
     login form names) to the rate named by settings.<setting>.
 
     methods, when given, are the only ones counted (a login form is free to look at).
+    counts, when given, says which answers count (a failed sign-in, not a good one):
+    the request is let through while the budget lasts and counted after the view ran.
+    message is what the 429 page says (default: too many requests from your address).
 
     The rate is read on every request, so settings can change it at run time. Over the
     limit the view does not run and the answer is 429: django-ratelimit's own blocking
@@ -50,13 +59,20 @@ def rate_limited(
         def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
             if methods is not None and request.method not in methods:
                 return view(request, *args, **kwargs)
+            rate = getattr(settings, setting)
             try:
-                limited = over_limit(request, group, getattr(settings, setting), key)
+                limited = over_limit(request, group, rate, key, increment=counts is None)
             except RateLimitUnavailable:
                 return rate_limit_unavailable(request)
             if limited:
-                return ratelimited(request)
-            return view(request, *args, **kwargs)
+                return ratelimited(request, message=message() if message else "")
+            response = view(request, *args, **kwargs)
+            if counts is not None and counts(response):
+                try:
+                    over_limit(request, group, rate, key)
+                except RateLimitUnavailable:
+                    return rate_limit_unavailable(request)
+            return response
 
         return guarded
 

@@ -1,6 +1,8 @@
 """Version Information > Request a license: the email the vendor needs to issue one.
 
-Nothing is stored or sent: the page only writes the email for the admin to send.
+Nothing is stored or sent: the page only writes the email for the admin to send. So the
+form is a GET: the written email's address carries the values, and a reload, the Back
+button or the language switch keep them (a POST still works the same).
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ def license_request(request: HttpRequest) -> HttpResponse:
     # More than one live node: a cluster, so the number of nodes is always asked.
     multi_node = live > 1
     initial = {"max_nodes": live} if multi_node else None
-    data = request.POST if request.method == "POST" else None
+    if request.method == "POST":
+        data = request.POST
+    else:
+        # A GET with any of the form's fields is the form sent; without, the empty form.
+        data = request.GET if set(request.GET) & set(LicenseRequestForm.base_fields) else None
     form = LicenseRequestForm(data, initial=initial, now=now, multi_node=multi_node)
     info = version_information()
     context: dict[str, object] = {"form": form, "info": info, "live_nodes": live}

@@ -1,0 +1,210 @@
+"""Copies of an installation are caught by the registration chain (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from registration.authority.binding import ProblemCode, verify_for_phone
+from registration.authority.models import AuditAction, AuditEvent, Binding
+from registration.flows.challenge import refresh_challenge
+from registration.flows.code import Outcome, submit_code
+from registration.flows.upload import upload_license
+from registration.models import Installation
+from tests.copy_steps import ConsoleCopy
+from tests.phone_steps import phone_code, v1_token
+
+pytestmark = pytest.mark.django_db
+
+COPIED = ProblemCode.INSTALLATION_COPIED
+
+
+def _codes(result) -> list[str]:
+    return [str(p.code) for p in result.problems]
+
+
+@pytest.fixture
+def registered(issue, frozen_clock) -> str:
+    """An installation registered once (then copied by each test as it needs)."""
+    _lic, text = issue(max_nodes=2)
+    result = upload_license(text.encode(), "container")
+    assert result.accepted
+    assert submit_code(phone_code(result.challenge)).outcome == Outcome.ACCEPTED
+    return text
+
+
+def test_a_registration_moves_the_chain_on_both_sides(registered):
+    binding = Binding.objects.get()
+    console = Installation.objects.get().chain
+
+    assert binding.chain_tip and console != binding.chain_tip
+    assert [entry[0] for entry in binding.chain_successors] == [console]
+
+
+def test_a_b_a_b_the_copy_is_caught_at_its_first_scan_after_the_other_registered_again(
+    registered, frozen_clock
+):
+    a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
+    frozen_clock.advance(minutes=10)
+    assert a.scan_and_register().ok
+    frozen_clock.advance(minutes=10)
+    # B has not been overtaken yet: its value is still the tip, as after a Refresh.
+    assert b.scan_and_register().ok
+    frozen_clock.advance(minutes=10)
+    assert a.scan_and_register().ok  # A comes back first: its successor wins
+    frozen_clock.advance(minutes=10)
+
+    caught = b.scan_and_register()
+
+    assert _codes(caught) == [COPIED] and caught.status == 409
+    assert "Another copy of this installation registered on 2026/06/01 12:10 UTC" in str(
+        caught.problems[0].details[0]
+    )
+    binding = Binding.objects.get()
+    assert binding.copied_at is not None and binding.copy_chain == b.chain
+    # Marked copied: every copy is refused until support chooses.
+    assert _codes(a.scan_and_register()) == [COPIED]
+    assert AuditEvent.objects.filter(action=AuditAction.COPY_DETECTED).count() == 1
+
+
+def test_a_a_b_an_older_copy_is_caught_at_its_first_scan(registered, frozen_clock):
+    a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
+    assert a.scan_and_register().ok
+    assert a.scan_and_register().ok
+
+    assert _codes(b.scan_and_register()) == [COPIED]
+
+
+def test_b_only_a_copy_that_runs_alone_goes_on(registered):
+    b = ConsoleCopy.of_current("B")
+    for _ in range(3):
+        assert b.scan_and_register().ok
+    assert Binding.objects.get().copied_at is None
+
+
+def test_a_lone_restore_of_an_old_backup_is_caught_and_support_keeps_it(
+    registered, frozen_clock, admin_client
+):
+    backup = ConsoleCopy.of_current("backup")
+    live = ConsoleCopy.of_current("live")
+    assert live.scan_and_register().ok
+    assert live.scan_and_register().ok
+    # The live server is gone; the backup is restored in its place.
+    assert _codes(backup.scan_and_register()) == [COPIED]
+
+    binding = Binding.objects.get()
+    assert binding.copy_chain == backup.chain
+    url = reverse("admin:authority_binding_resolve_copy", args=[binding.pk])
+    response = admin_client.post(url, {"keep": "copy", "reason": "Restored from backup"})
+    assert response.status_code == 302
+
+    assert backup.scan_and_register().ok
+    assert _codes(live.scan_and_register()) == [COPIED]  # the other copy, refused from now on
+    entry = AuditEvent.objects.get(action=AuditAction.COPY_RESOLVED)
+    assert entry.detail["reason"] == "Restored from backup"
+    assert (entry.detail["kept_chain"], entry.detail["refused_chain"]) == (
+        binding.copy_chain,
+        binding.chain_tip,
+    )
+
+
+# --- What is not a copy ---------------------------------------------------------------
+
+
+def test_a_scan_whose_code_was_never_typed_is_not_a_copy(registered):
+    console = ConsoleCopy.of_current("A")
+    for _ in range(3):
+        _challenge, result = console.scan()
+        assert result.ok
+    assert console.scan_and_register().ok
+    assert console.scan_and_register().ok
+    assert Binding.objects.get().copied_at is None
+
+
+def test_two_qr_codes_from_two_nodes_of_one_cluster_are_not_a_copy(registered, frozen_clock):
+    # Node 1 and node 2 each make a QR code from the one database (the second closes the
+    # first on the console, not on the phone); both are scanned, node 2's code is typed.
+    first = refresh_challenge().challenge
+    second = refresh_challenge().challenge
+    one = verify_for_phone(first.token, now=frozen_clock.now())
+    two = verify_for_phone(second.token, now=frozen_clock.now())
+    assert one.ok and two.ok
+
+    assert submit_code(two.code).outcome == Outcome.ACCEPTED
+    assert ConsoleCopy.of_current("cluster").scan_and_register().ok
+    assert Binding.objects.get().copied_at is None
+
+
+def test_a_reload_of_the_phone_page_is_not_a_copy(registered, client: Client):
+    console = ConsoleCopy.of_current("A")
+    challenge, first = console.scan()
+    again = client.get(reverse("phone:verify", args=[challenge.token]))
+    assert again.status_code == 200 and first.code in again.content.decode()
+    assert console.scan_and_register().ok
+
+
+# --- Version 1 consoles ---------------------------------------------------------------
+
+
+def test_a_version_1_token_gets_a_code_and_says_no_copy_check_was_possible(
+    registered, client: Client
+):
+    row = Installation.objects.select_related("license").get()
+    token = v1_token(row.license.license_id, installation_id=row.installation_id)
+
+    page = client.get(reverse("phone:verify", args=[token]))
+
+    assert page.status_code == 200
+    assert "No copy check was possible" in page.content.decode()
+    entry = AuditEvent.objects.filter(action=AuditAction.CODE_SHOWN).latest("id")
+    assert entry.detail["copy_check"] == "not_possible"
+
+
+# --- Support staff --------------------------------------------------------------------
+
+
+@pytest.fixture
+def copied(registered) -> Binding:
+    a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
+    assert a.scan_and_register().ok and a.scan_and_register().ok
+    assert _codes(b.scan_and_register()) == [COPIED]
+    return Binding.objects.get()
+
+
+def _support_client(django_user_model) -> Client:
+    user = django_user_model.objects.create_user("sup", password="pw-sup-1", is_staff=True)
+    user.groups.add(Group.objects.get(name="Support staff"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_support_staff_find_copied_bindings_with_both_tips(copied, django_user_model):
+    client = _support_client(django_user_model)
+    listing = client.get(reverse("admin:authority_binding_changelist"), {"copied": "yes"})
+    assert listing.context["cl"].result_count == 1
+
+    page = client.get(reverse("admin:authority_binding_resolve_copy", args=[copied.pk])).text
+    assert copied.chain_tip[:8] in page and copied.copy_chain[:8] in page
+
+
+def test_resolving_needs_a_choice_a_reason_the_permission_and_a_post(
+    copied, django_user_model, client: Client, staff
+):
+    url = reverse("admin:authority_binding_resolve_copy", args=[copied.pk])
+    support = _support_client(django_user_model)
+    assert support.post(url, {"keep": "tip"}).status_code == 400  # no reason
+    assert support.post(url, {"reason": "why"}).status_code == 400  # no choice
+    assert support.post(url, {"keep": "neither", "reason": "why"}).status_code == 400
+    client.force_login(staff)
+    assert client.post(url, {"keep": "tip", "reason": "why"}).status_code in {302, 403}
+    assert Binding.objects.get().copied_at is not None
+    csrf = Client(enforce_csrf_checks=True)
+    csrf.force_login(django_user_model.objects.get(username="sup"))
+    assert csrf.post(url, {"keep": "tip", "reason": "why"}).status_code == 403
+    assert Binding.objects.get().copied_at is not None
+
+    assert support.post(url, {"keep": "tip", "reason": "Customer chose A"}).status_code == 302
+    assert Binding.objects.get().copied_at is None
