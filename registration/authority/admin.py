@@ -110,34 +110,30 @@ def _changelist_url(model: type[Model]) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
 
 
-class CopiedFilter(admin.SimpleListFilter):
+class _HappenedFilter(admin.SimpleListFilter):
+    """Yes/No on whether a moment field is set (revoked_at, copied_at)."""
+
+    field_name = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(**{f"{self.field_name}__isnull": self.value() == "no"})
+        return queryset
+
+
+class CopiedFilter(_HappenedFilter):
     title = gettext_lazy("copied")
     parameter_name = "copied"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
-        return [("yes", _("Yes")), ("no", _("No"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "yes":
-            return queryset.filter(copied_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(copied_at__isnull=True)
-        return queryset
+    field_name = "copied_at"
 
 
-class RevokedFilter(admin.SimpleListFilter):
+class RevokedFilter(_HappenedFilter):
     title = gettext_lazy("revoked")
     parameter_name = "revoked"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
-        return [("yes", _("Yes")), ("no", _("No"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "yes":
-            return queryset.filter(revoked_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(revoked_at__isnull=True)
-        return queryset
+    field_name = "revoked_at"
 
 
 @admin.register(IssuedLicense)
