@@ -1,4 +1,4 @@
-"""Timing, statistics and the report table the bench prints."""
+"""Timing, statistics, goals and the report table the bench prints."""
 
 from __future__ import annotations
 
@@ -6,6 +6,75 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# Rounds of a comparison: at least MIN_ROUNDS, then more (in steps of ROUND_STEP, up to
+# MAX_ROUNDS) while the middle half of the per-round ratios still straddles the goal.
+MIN_ROUNDS = 11
+ROUND_STEP = 6
+MAX_ROUNDS = 41
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A limit a figure must stay within: at most (<=) or at least (>=) limit."""
+
+    limit: float
+    at_most: bool = True
+    unit: str = "x"
+
+    def met(self, value: float) -> bool:
+        return value <= self.limit if self.at_most else value >= self.limit
+
+    def __str__(self) -> str:
+        return f"{'<=' if self.at_most else '>='} {self.limit:g}{self.unit}"
+
+
+def at_most(limit: float, unit: str = "x") -> Goal:
+    return Goal(limit, True, unit)
+
+
+def at_least(limit: float, unit: str = "x") -> Goal:
+    return Goal(limit, False, unit)
+
+
+@dataclass
+class Ratios:
+    """Per-round ratios of a target against its baseline, and the times behind them."""
+
+    values: list[float] = field(default_factory=list)
+    targets: list[float] = field(default_factory=list)
+    baselines: list[float] = field(default_factory=list)
+
+    def add(self, target: float, baseline: float, ratio: float | None = None) -> None:
+        self.targets.append(target)
+        self.baselines.append(baseline)
+        self.values.append(target / baseline if ratio is None else ratio)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def target(self) -> float:
+        return statistics.median(self.targets)
+
+    @property
+    def baseline(self) -> float:
+        return statistics.median(self.baselines)
+
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.values) < 4:
+            return min(self.values), max(self.values)
+        q1, _, q3 = statistics.quantiles(self.values, n=4, method="inclusive")
+        return q1, q3
+
+    def settled(self, goal: Goal) -> bool:
+        """Whether the middle half of the rounds agrees on the verdict."""
+        q1, q3 = self.quartiles()
+        return goal.met(q1) == goal.met(q3)
+
+    def spread(self) -> str:
+        return f"{min(self.values):.2f}/{self.median:.2f}/{max(self.values):.2f}"
 
 
 def per_call_ns(fn: Callable[[], object], loops: int) -> float:
@@ -16,28 +85,53 @@ def per_call_ns(fn: Callable[[], object], loops: int) -> float:
     return (time.perf_counter_ns() - start) / loops
 
 
+def rounds(
+    one_round: Callable[[int], tuple[float, float] | tuple[float, float, float]],
+    goal: Goal,
+    *,
+    min_rounds: int = MIN_ROUNDS,
+    step: int = ROUND_STEP,
+    max_rounds: int = MAX_ROUNDS,
+) -> Ratios:
+    """Run one_round(i) until the verdict is settled; it returns (target, baseline[, ratio]).
+
+    At least min_rounds; then step more at a time, up to max_rounds, while the middle half
+    of the per-round ratios still lies on both sides of the goal.
+    """
+    ratios = Ratios()
+    while True:
+        for _ in range(min_rounds if not ratios.values else step):
+            ratios.add(*one_round(len(ratios.values)))
+        if ratios.settled(goal) or len(ratios.values) >= max_rounds:
+            return ratios
+
+
 def compare(
     target: Callable[[], object],
     baseline: Callable[[], object],
     *,
     loops: int,
-    repeats: int = 7,
-) -> tuple[float, float, float]:
-    """Time target and baseline in alternation; return (target_ns, baseline_ns, ratio).
+    goal: Goal,
+    **limits: int,
+) -> Ratios:
+    """Time target and baseline in short alternating rounds; return the per-round ratios.
 
-    Each repeat times both back to back, so drift (CPU frequency, a neighbour's load)
-    touches both alike; the figures are medians over the repeats, the ratio the median
-    of the per-repeat ratios.
+    Each round times both back to back, in turn target first and baseline first, so
+    drift (CPU frequency, a neighbour's load, the order itself) touches both alike; the
+    figure is the median of the per-round ratios.
     """
     target(), baseline()  # warm caches and lazy imports
-    targets, baselines, ratios = [], [], []
-    for _ in range(repeats):
-        t = per_call_ns(target, loops)
-        b = per_call_ns(baseline, loops)
-        targets.append(t)
-        baselines.append(b)
-        ratios.append(t / b)
-    return statistics.median(targets), statistics.median(baselines), statistics.median(ratios)
+
+    def one_round(i: int) -> tuple[float, float]:
+        if i % 2:
+            b = per_call_ns(baseline, loops)
+            t = per_call_ns(target, loops)
+        else:
+            t = per_call_ns(target, loops)
+            b = per_call_ns(baseline, loops)
+        return t, b
+
+    return rounds(one_round, goal, **limits)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -57,25 +151,73 @@ def ms(ns: float) -> str:
 
 @dataclass
 class Row:
-    """One line of the report: a figure, its goal, and whether it meets it."""
+    """One line of the report: a figure, its goal, and whether it meets it.
+
+    ok is None for a skipped row; unsure marks a figure whose rounds straddle the goal
+    even after MAX_ROUNDS, which counts as a failure: a verdict that could flip is none.
+    """
 
     number: str
     path: str
     figure: str
     goal: str
-    ok: bool | None  # None: skipped or informational
+    ok: bool | None
     detail: list[str] = field(default_factory=list)
+    spread: str = ""
+    unsure: bool = False
 
     @property
     def verdict(self) -> str:
-        return {True: "PASS", False: "OVER", None: "SKIP"}[self.ok]
+        if self.ok is None:
+            return "SKIP"
+        if self.unsure:
+            return "UNSURE"
+        return "PASS" if self.ok else "OVER"
+
+    @property
+    def failed(self) -> bool:
+        return self.ok is False or (self.ok is not None and self.unsure)
 
 
-def le(value: float, limit: float) -> bool:
-    return value <= limit
+def ratio_row(
+    number: str,
+    path: str,
+    ratios: Ratios,
+    goal: Goal,
+    detail: list[str],
+    *,
+    also: list[tuple[str, bool]] = (),
+) -> Row:
+    """A row for a ratio figure: PASS only if the median and every other check meet."""
+    settled = ratios.settled(goal)
+    q1, q3 = ratios.quartiles()
+    lines = list(detail)
+    lines.append(
+        f"{len(ratios.values)} rounds; quartiles {q1:.2f}-{q3:.2f}"
+        + ("" if settled else f": they straddle the goal {goal}, so the verdict is not stable")
+    )
+    ok = goal.met(ratios.median) and all(passed for _, passed in also)
+    for text, passed in also:
+        lines.append(f"{text} ({'PASS' if passed else 'OVER'})")
+    return Row(
+        number,
+        path,
+        f"{ratios.median:.2f}x",
+        str(goal),
+        ok,
+        lines,
+        spread=ratios.spread(),
+        unsure=not settled,
+    )
+
+
+HEADER = f"{'#':<3} {'path':<52} {'figure':<12} {'min/median/max':<16} {'goal':<15} verdict"
 
 
 def print_row(row: Row) -> None:
-    print(f"{row.number:<3} {row.path:<56} {row.figure:<14} {row.goal:<15} {row.verdict}")
+    print(
+        f"{row.number:<3} {row.path:<52} {row.figure:<12} {row.spread:<16} "
+        f"{row.goal:<15} {row.verdict}"
+    )
     for line in row.detail:
         print(f"      {line}")

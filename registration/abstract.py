@@ -16,7 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from registration.protocol.license import License
+from registration.protocol.license import License, LicenseError, payload_of
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -48,6 +48,14 @@ class LicenseContent(models.Model):
         values: dict[str, object] = lic.to_fields()
         values["text"] = text
         return values
+
+    @property
+    def renews_license_id(self) -> uuid.UUID | None:
+        """The license this one renews, as its file names it (None for an original)."""
+        try:
+            return payload_of(self.text).renews
+        except LicenseError:
+            return None
 
     def as_license(self) -> License:
         """Return the stored fields as a License (for checking it again)."""

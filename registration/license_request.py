@@ -8,14 +8,42 @@ fixed field names, as the product documentation shows them.
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from urllib.parse import quote
 
-from registration.protocol.text import format_date
+from registration.protocol.license import MAX_NODES_LIMIT, TEXT_FIELD_MAX
+from registration.protocol.text import format_date, has_control_characters
 
 REGISTRATION_METHOD = "Local Container Authentication"
+
+# The body's field names, one a line ("Company name: Acme Ltd"): the one list the writer
+# (body_lines) and the reader (parse_request_email) share, so they cannot drift apart.
+COMPANY = "Company name"
+PROJECT = "Project name"
+CONTRACT_DATE = "Contract signing date"
+METHOD = "Registration method"
+MAX_NODES = "Maximum number of registration"
+VERSION = "Project Version"
+BUILD_DATE = "Build date"
+APP_NAME = "App name"
+CONTENT = "Project content"
+INSTALLATION = "Installation ID"
+LABELS = (
+    COMPANY,
+    PROJECT,
+    CONTRACT_DATE,
+    METHOD,
+    MAX_NODES,
+    VERSION,
+    BUILD_DATE,
+    APP_NAME,
+    CONTENT,
+    INSTALLATION,
+)
 # RFC 6068: line breaks in a mailto body are CRLF, percent-encoded as %0D%0A.
 MAILTO_NEWLINE = "\r\n"
 
@@ -65,16 +93,16 @@ def body_lines(request: LicenseRequest, version: Mapping[str, str]) -> list[str]
     binding by it (the Bindings admin), for a move to another server.
     """
     return [
-        f"Company name: {request.company}",
-        f"Project name: {request.project_name}",
-        f"Contract signing date: {format_date(request.contract_date)}",
-        f"Registration method: {REGISTRATION_METHOD}",
-        f"Maximum number of registration: {request.max_nodes}",
-        f"Project Version: {version['minor_version']} (build {version['build_version']})",
-        f"Build date: {_slash_iso_date(version['build_date'])}",
-        f"App name: {version['app_name']}",
-        f"Project content: {version['project_content']}",
-        f"Installation ID: {version['installation_id']}",
+        f"{COMPANY}: {request.company}",
+        f"{PROJECT}: {request.project_name}",
+        f"{CONTRACT_DATE}: {format_date(request.contract_date)}",
+        f"{METHOD}: {REGISTRATION_METHOD}",
+        f"{MAX_NODES}: {request.max_nodes}",
+        f"{VERSION}: {version['minor_version']} (build {version['build_version']})",
+        f"{BUILD_DATE}: {_slash_iso_date(version['build_date'])}",
+        f"{APP_NAME}: {version['app_name']}",
+        f"{CONTENT}: {version['project_content']}",
+        f"{INSTALLATION}: {version['installation_id']}",
     ]
 
 
@@ -95,3 +123,144 @@ def _slash_iso_date(iso: str) -> str:
         return format_date(date.fromisoformat(iso))
     except ValueError:
         return iso
+
+
+# --- Reading the email back (the vendor's Issue license form) -------------------------
+
+# What a paste may be at most: the email is well under 2 KB.
+EMAIL_MAX_CHARS = 20_000
+# Every line the reader needs; the build date is for people, the method is checked if given.
+REQUIRED_LABELS = (
+    COMPANY,
+    PROJECT,
+    CONTRACT_DATE,
+    MAX_NODES,
+    VERSION,
+    APP_NAME,
+    CONTENT,
+    INSTALLATION,
+)
+_LINE = re.compile(rf"({'|'.join(re.escape(label) for label in LABELS)})[ \t]*:[ \t]*(.*)")
+_SLASH_DATE = re.compile(r"([0-9]{4})/([0-9]{2})/([0-9]{2})")
+_VERSION = re.compile(r"((?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3}))(?: \(build ([^()\s]+)\))?")
+_QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
+
+
+@dataclass(frozen=True)
+class RequestedLicense:
+    """What a license request email asks for, read back by the vendor."""
+
+    company: str
+    project_name: str
+    contract_date: date
+    max_nodes: int
+    app_version: str  # major.minor, as a license names it
+    build_version: str
+    app_name: str
+    project_content: str
+    installation_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class EmailProblem:
+    """One thing wrong with a pasted email: the line it is about and a stable code
+    (missing, duplicate, empty, too_long, control, not_date, not_number, not_version,
+    not_uuid, other_method, too_long_email)."""
+
+    label: str
+    code: str
+
+
+class RequestEmailError(ValueError):
+    def __init__(self, problems: list[EmailProblem]) -> None:
+        super().__init__("; ".join(f"{p.label}: {p.code}" for p in problems))
+        self.problems = tuple(problems)
+
+
+def parse_request_email(text: str) -> RequestedLicense:
+    """Read a license request email (as build_email writes it, whole or only its body,
+    with CRLF or quoted with "> " by a mail client) back into what it asks for.
+
+    Raises RequestEmailError listing every problem found.
+    """
+    if len(text) > EMAIL_MAX_CHARS:
+        raise RequestEmailError([EmailProblem("", "too_long_email")])
+    values: dict[str, str] = {}
+    problems: list[EmailProblem] = []
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        match = _LINE.fullmatch(_QUOTE.sub("", raw).strip())
+        if match is None:
+            continue
+        label, value = match[1], match[2].strip()
+        if label in values and values[label] != value:
+            problems.append(EmailProblem(label, "duplicate"))
+        values.setdefault(label, value)
+    for label in REQUIRED_LABELS:
+        if label not in values:
+            problems.append(EmailProblem(label, "missing"))
+        elif not values[label]:
+            problems.append(EmailProblem(label, "empty"))
+    if values.get(METHOD, REGISTRATION_METHOD) != REGISTRATION_METHOD:
+        problems.append(EmailProblem(METHOD, "other_method"))
+    parsed: dict[str, object] = {}
+    readers = {
+        COMPANY: ("company", _text),
+        PROJECT: ("project_name", _text),
+        APP_NAME: ("app_name", _text),
+        CONTENT: ("project_content", _text),
+        CONTRACT_DATE: ("contract_date", _slash_date),
+        MAX_NODES: ("max_nodes", _nodes),
+        INSTALLATION: ("installation_id", _uuid),
+    }
+    for label, (name, reader) in readers.items():
+        if values.get(label):
+            try:
+                parsed[name] = reader(values[label])
+            except _Bad as bad:
+                problems.append(EmailProblem(label, bad.code))
+    if values.get(VERSION):
+        match = _VERSION.fullmatch(values[VERSION])
+        if match is None:
+            problems.append(EmailProblem(VERSION, "not_version"))
+        else:
+            parsed["app_version"], parsed["build_version"] = match[1], match[2] or ""
+    if problems:
+        raise RequestEmailError(problems)
+    return RequestedLicense(**parsed)  # type: ignore[arg-type]
+
+
+class _Bad(Exception):
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+
+def _text(value: str) -> str:
+    if len(value) > TEXT_FIELD_MAX:
+        raise _Bad("too_long")
+    if has_control_characters(value):
+        raise _Bad("control")
+    return value
+
+
+def _slash_date(value: str) -> date:
+    # The email writes every date as format_date does: YYYY/MM/DD.
+    match = _SLASH_DATE.fullmatch(value)
+    try:
+        if match is None:
+            raise ValueError(value)
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        raise _Bad("not_date") from None
+
+
+def _nodes(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_NODES_LIMIT:
+        raise _Bad("not_number")
+    return int(value)
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise _Bad("not_uuid") from None

@@ -254,16 +254,23 @@ class Server:
 
 
 def start_gunicorn(
-    env: dict[str, str], log: Path, *, port: int = 0, wrapper: tuple[str, ...] = ()
+    env: dict[str, str],
+    log: Path,
+    *,
+    port: int = 0,
+    wrapper: tuple[str, ...] = (),
+    authority_base: str = "",
 ) -> Server:
     """Run the production command on port (a free one if 0); return once /healthz is 200.
 
-    wrapper goes in front of the command (faketime, say). If the server exits or does not
-    answer in time, it is killed and the test fails with the end of its log.
+    wrapper goes in front of the command (faketime, say). QR codes link to authority_base
+    (a separate verification service), or to this server itself if it is empty. If the
+    server exits or does not answer in time, it is killed and the test fails with the end
+    of its log.
     """
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
-    env = dict(env, PORT=str(port), AUTHORITY_BASE_URL=base)
+    env = dict(env, PORT=str(port), AUTHORITY_BASE_URL=authority_base or base)
     server = Server(spawn([*wrapper, *GUNICORN_COMMAND], env, log), port, log)
 
     def ready() -> bool:

@@ -438,3 +438,39 @@ def test_a_node_name_with_control_characters_is_refused(authority_public, node_n
         ch.decode_token(token)
     with pytest.raises(ValueError, match="control"):
         make(authority_public, node_name=node_name)
+
+
+@pytest.mark.parametrize(
+    ("node_name", "kid", "node_count", "chain"),
+    [
+        ("n", "k", 0, bytes(8)),
+        ("é" * 31 + "n", "a" * 32, 0xFFFF, b"\xff" * 8),
+        ("node-a", "bench-1", 1, bytes(range(8))),
+    ],
+)
+def test_a_decoded_token_keeps_bytes_that_building_them_again_gives(
+    authority_public, node_name, kid, node_count, chain
+):
+    """decode_token keeps the token's bytes as the canonical bytes: they must be the ones
+    the fields build (every field at its edges)."""
+    name = node_name.encode()[: ch.NODE_NAME_MAX_BYTES].decode("utf-8", "ignore")
+    challenge, key = ch.new_challenge(
+        purpose=ch.Purpose.RE_REGISTER,
+        license_id=uuid.uuid4(),
+        installation_id=uuid.uuid4(),
+        node_name=name,
+        node_count=node_count,
+        kid=kid,
+        authority_public=authority_public,
+        license_secret=b"s" * 32,
+        now=datetime(2038, 1, 1, tzinfo=UTC),
+        ttl_seconds=300,
+        chain=chain,
+    )
+    decoded, _mac = ch.decode_token(ch.encode_token(challenge, key))
+    assert decoded == challenge
+    assert decoded.canonical_bytes() == decoded._build_canonical_bytes()
+    assert (
+        decoded.canonical_bytes()[: ch._FIXED[2].size]
+        == challenge.canonical_bytes()[: ch._FIXED[2].size]
+    )

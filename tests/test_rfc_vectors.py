@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
-from registration.protocol.otp import dynamic_truncate, hkdf_sha256, ocra, ocra_message
+from registration.protocol.otp import (
+    dynamic_truncate,
+    hkdf_sha256,
+    hmac_sha256,
+    ocra,
+    ocra_message,
+)
 
 # --- RFC 4226 (HOTP) -----------------------------------------------------------------------
 
@@ -197,6 +203,49 @@ def test_hkdf_agrees_with_cryptography_on_random_inputs():
             algorithm=hashes.SHA256(), length=length, salt=salt or None, info=info
         ).derive(ikm)
         assert hkdf_sha256(ikm, salt, info, length) == expected, (length, len(salt), len(info))
+
+
+# --- RFC 4231 (HMAC-SHA256), the test cases with full-length output --------------------
+
+RFC4231 = [
+    (
+        "0b" * 20,
+        b"Hi There".hex(),
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+    ),
+    (
+        b"Jefe".hex(),
+        b"what do ya want for nothing?".hex(),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    ),
+    (
+        "aa" * 20,
+        "dd" * 50,
+        "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
+    ),
+    (
+        "0102030405060708090a0b0c0d0e0f10111213141516171819",
+        "cd" * 50,
+        "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+    ),
+    (
+        "aa" * 131,
+        b"Test Using Larger Than Block-Size Key - Hash Key First".hex(),
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "data", "expected"), RFC4231)
+def test_rfc4231_hmac_sha256(key, data, expected):
+    assert hmac_sha256(bytes.fromhex(key), bytes.fromhex(data)).hex() == expected
+
+
+def test_hmac_sha256_agrees_with_the_standard_library_at_every_key_length():
+    rng = random.Random(4231)
+    for key_length in [0, 1, 31, 32, 63, 64, 65, 128, 200]:
+        key, message = rng.randbytes(key_length), rng.randbytes(rng.randint(0, 300))
+        assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
 
 
 def test_hkdf_empty_salt_is_32_zero_bytes():

@@ -1,20 +1,32 @@
 """Django admin for the vendor's support staff: issued licenses, bindings, the audit log.
 
 Rules, in plain words:
-- nothing here is edited through forms: licenses are issued by the issue_license command,
-  bindings are made by the verification service, and the audit log is append-only;
-- the only changes are Revoke and Unbind, each behind a confirmation page that asks for a
-  reason (POST, CSRF) and needs its own permission (403 without it).
+- nothing here is edited through forms: bindings are made by the verification service,
+  and the audit log is append-only;
+- the changes are Revoke and Unbind, each behind a confirmation page that asks for a
+  reason (POST, CSRF) and needs its own permission (403 without it), and Issue license
+  (and Renew, the same form filled from a license), which needs the issue permission: a
+  two-step form (Preview, then Sign; both POST, CSRF) whose checks, signing and recording
+  are issuing.issue, as for the issue_license command. Signing answers with the file as a
+  download, never cached; the page shows only its fingerprint afterwards.
 """
 
 from __future__ import annotations
+
+import json
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.cache import add_never_cache_headers
@@ -27,8 +39,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 from registration import clock
 from registration.adminbase import AuditLogAdmin, LicenseFileAdmin, ReadOnlyAdmin
 from registration.authority import chain
+from registration.authority.forms import (
+    IssueLicenseForm,
+    PasteForm,
+    initial_for_renewal,
+    initial_from_request,
+)
+from registration.authority.issuing import IssueError, issue, with_license_id
 from registration.authority.models import (
     DOWNLOAD_PERMISSION,
+    ISSUE_PERMISSION,
     REVOKE_PERMISSION,
     UNBIND_PERMISSION,
     AuditAction,
@@ -39,7 +59,7 @@ from registration.authority.models import (
 )
 from registration.authority.support import resolve_copy, revoke, unbind
 from registration.protocol.license import fingerprint
-from registration.protocol.text import format_minutes
+from registration.protocol.text import format_datetime, format_minutes
 
 REASON_MAX_LENGTH = 500
 
@@ -136,9 +156,42 @@ class RevokedFilter(_HappenedFilter):
     field_name = "revoked_at"
 
 
+# Binding states another engineer's release work adds (issue 15): read here if they exist.
+_RELEASED = getattr(BindingState, "RELEASED", None)
+
+
+def _released(binding: Binding) -> bool:
+    """Tell whether the console released this binding (a hook: False until Binding says)."""
+    if _RELEASED is not None and binding.state == _RELEASED:
+        return True
+    return getattr(binding, "released_at", None) is not None
+
+
+def binding_state(issued: IssuedLicense) -> str:
+    """Say in one word where an issued license stands (bindings and renewals prefetched)."""
+    if issued.revoked_at is not None:
+        return _("revoked")
+    bindings = list(issued.bindings.all())
+    active = next((b for b in bindings if b.state == BindingState.ACTIVE), None)
+    if active is not None:
+        return _("copied") if active.copied_at is not None else _("bound")
+    if list(issued.renewals.all()):
+        return _("renewed")
+    if any(_released(b) for b in bindings):
+        return _("released")
+    if bindings:
+        return _("unbound")
+    return _("not bound")
+
+
+ISSUE_TEMPLATE = "admin/authority/issuedlicense/issue.html"
+ISSUE_STEPS = ("paste", "preview", "edit", "sign")
+
+
 @admin.register(IssuedLicense)
 class IssuedLicenseAdmin(LicenseFileAdmin, ReadOnlyAdmin):
     change_form_template = "admin/authority/issuedlicense/change_form.html"
+    change_list_template = "admin/authority/issuedlicense/change_list.html"
     list_display = [
         "license_id",
         "company",
@@ -146,19 +199,62 @@ class IssuedLicenseAdmin(LicenseFileAdmin, ReadOnlyAdmin):
         "license_type",
         "expires_at",
         "max_nodes",
+        "state",
         "revoked",
     ]
     list_display_links = ["license_id"]
     list_filter = [RevokedFilter, "license_type", "expires_at"]
-    search_fields = ["company", "license_id"]
+    search_fields = ["company", "project_name", "license_id", "bindings__installation_id"]
     ordering = ["company", "project_name", "-issued_at"]
     date_hierarchy = "issued_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("bindings", "renewals")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "renewed_by"]
 
     @admin.display(boolean=True, description=gettext_lazy("revoked"), ordering="revoked_at")
     def revoked(self, obj: IssuedLicense) -> bool:
         return obj.revoked_at is not None
 
+    @admin.display(description=gettext_lazy("state"))
+    def state(self, obj: IssuedLicense) -> str:
+        return binding_state(obj)
+
+    @admin.display(description=gettext_lazy("renewed by"))
+    def renewed_by(self, obj: IssuedLicense) -> str:
+        return ", ".join(str(row.license_id) for row in obj.renewals.all()) or "-"
+
+    @admin.display(description=gettext_lazy("renew"))
+    def renew_link(self, obj: IssuedLicense) -> str:
+        if obj.revoked_at is not None:
+            return ""
+        url = reverse("admin:authority_issuedlicense_issue") + f"?renews={obj.pk}"
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Renew…"))
+
+    @admin.display(description=gettext_lazy("revoke"))
+    def revoke_link(self, obj: IssuedLicense) -> str:
+        if obj.revoked_at is not None:
+            return ""
+        url = reverse("admin:authority_issuedlicense_revoke", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Revoke…"))
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        # Only those who may renew or revoke see those buttons.
+        columns = list(self.list_display)
+        if request.user.has_perm(ISSUE_PERMISSION):
+            columns.append("renew_link")
+        if request.user.has_perm(REVOKE_PERMISSION):
+            columns.append("revoke_link")
+        return columns
+
     def get_urls(self) -> list[URLPattern]:
+        issue_ = path(
+            "issue/",
+            self.admin_site.admin_view(self.issue_view),
+            name="authority_issuedlicense_issue",
+        )
         revoke = path(
             "<path:object_id>/revoke/",
             self.admin_site.admin_view(self.revoke_view),
@@ -169,7 +265,97 @@ class IssuedLicenseAdmin(LicenseFileAdmin, ReadOnlyAdmin):
             self.admin_site.admin_view(self.download_view),
             name="authority_issuedlicense_download",
         )
-        return [revoke, download, *super().get_urls()]
+        return [issue_, revoke, download, *super().get_urls()]
+
+    @method_decorator(require_http_methods(["GET", "POST"]))
+    def issue_view(self, request: HttpRequest) -> HttpResponse:
+        """Issue license: paste the request email or type the fields, Preview, then Sign.
+
+        GET shows the form (filled from a license with ?renews=<its row>); each step is a
+        POST naming itself (step=paste, preview, edit or sign), and Sign checks everything
+        again before it signs.
+        """
+        _require_permission(request, ISSUE_PERMISSION)
+        now = clock.now()
+        if request.method == "GET":
+            initial = {}
+            if request.GET.get("renews"):
+                renewed = self.get_object(request, request.GET["renews"])
+                if renewed is None:
+                    raise Http404(_("There is no such issued license."))
+                initial = initial_for_renewal(renewed.as_license())
+            return self._issue_page(request, IssueLicenseForm(initial=initial, now=now))
+        step = request.POST.get("step", "")
+        if step not in ISSUE_STEPS:
+            return HttpResponseBadRequest(_("Unknown step of the Issue license form."))
+        if step == "paste":
+            paste = PasteForm(request.POST)
+            if not paste.is_valid():
+                return self._issue_page(request, IssueLicenseForm(now=now), paste=paste, status=400)
+            initial = initial_from_request(paste.cleaned_data["request_email"])
+            messages.info(request, _("The form is filled from the email: check it, then Preview."))
+            return self._issue_page(request, IssueLicenseForm(initial=initial, now=now))
+        form = IssueLicenseForm(request.POST, now=now)
+        if not form.is_valid():
+            return self._issue_page(request, form, status=400)
+        if step == "edit":
+            return self._issue_page(request, form)
+        order = with_license_id(form.order(), form.license)
+        if step == "preview":
+            # Carry the license id the preview chose, so Sign signs what was previewed.
+            data = request.POST.copy()
+            data["license_id"] = order.license_id
+            form.data = data
+            return self._issue_page(request, form, preview=form.license)
+        try:
+            issued = issue(order, now=now, actor=request.user)
+        except IssueError as exc:
+            form.add_issue_error(exc)
+            return self._issue_page(request, form, status=400)
+        messages.success(
+            request,
+            _(
+                "License %(id)s is signed with key %(kid)s and recorded; its file "
+                "(fingerprint %(fingerprint)s) was sent as a download."
+            )
+            % {
+                "id": issued.license.license_id,
+                "kid": issued.license.kid,
+                "fingerprint": fingerprint(issued.text),
+            },
+        )
+        response = HttpResponse(issued.text, content_type="application/octet-stream")
+        response["Content-Disposition"] = 'attachment; filename="Container.lic"'
+        add_never_cache_headers(response)
+        return response
+
+    def _issue_page(
+        self,
+        request: HttpRequest,
+        form: IssueLicenseForm,
+        *,
+        paste: PasteForm | None = None,
+        preview=None,
+        status: int = 200,
+    ) -> TemplateResponse:
+        opts = self.model._meta
+        payload = ""
+        if preview is not None:
+            payload = json.dumps(preview.to_payload(), indent=2, ensure_ascii=False)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": opts,
+            "title": _("Renew license") if form["renews"].value() else _("Issue license"),
+            "form": form,
+            "paste": paste if paste is not None else PasteForm(),
+            "preview": preview,
+            "payload": payload,
+            "issued_at": format_datetime(preview.issued_at) if preview is not None else "",
+            "changelist_url": _changelist_url(IssuedLicense),
+        }
+        response = TemplateResponse(request, ISSUE_TEMPLATE, context, status=status)
+        add_never_cache_headers(response)
+        return response
 
     @method_decorator(require_POST)
     def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

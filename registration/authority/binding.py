@@ -5,7 +5,8 @@ Binding rules, in plain words:
 - one license, one project: a license bound to an installation that support staff have
   not unbound cannot be bound to another ("The maximum license number has been reached.");
 - a challenge naming more nodes than the license's max_nodes is refused (License Exhausted);
-- revoked and expired licenses are refused.
+- revoked and expired licenses are refused, and so is a license that was renewed (its
+  binding moved to the renewal when the renewal was issued).
 
 Before any of them, the token itself: its MAC must check under the license's secret, and
 its times must keep to this service's own rules (CHALLENGE_TTL_SECONDS, which the console
@@ -68,6 +69,7 @@ class ProblemCode(StrEnum):
     LICENSE_EXHAUSTED = "license_exhausted"
     BOUND_ELSEWHERE = "bound_elsewhere"
     INSTALLATION_COPIED = "installation_copied"
+    RENEWED = "renewed"
 
 
 @dataclass(frozen=True)
@@ -369,6 +371,17 @@ def binding_problems(
                 ),
                 409,
                 ProblemCode.BOUND_ELSEWHERE,
+            )
+        )
+    if active is None and issued.renewals.exists():
+        # Its binding moved to the renewal (issuing.move_binding_to_renewal): one license,
+        # one project, so the renewed license is never bound again.
+        problems.append(
+            Problem(
+                _("This license was renewed."),
+                (_("Upload the renewal the vendor sent, then scan its QR code."),),
+                409,
+                ProblemCode.RENEWED,
             )
         )
     if verdict in (ChainVerdict.COPY, ChainVerdict.REFUSED):

@@ -15,6 +15,8 @@ REVOKE_PERMISSION = "authority.revoke_issuedlicense"
 # The file is a secret (it salts every challenge's key): support staff see its fingerprint;
 # only holders of this permission (not the Support staff group) may download it.
 DOWNLOAD_PERMISSION = "authority.download_issuedlicense"
+# Business staff (the License issuers group) sign new licenses and renewals in the admin.
+ISSUE_PERMISSION = "authority.issue_license"
 
 
 class IssuedLicense(LicenseContent):
@@ -26,6 +28,15 @@ class IssuedLicense(LicenseContent):
     revoked_reason = models.CharField(
         max_length=500, blank=True, verbose_name=_("revocation reason")
     )
+    # The license this one renews (its payload names it too); empty for an original.
+    renews = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="renewals",
+        verbose_name=_("renews"),
+    )
 
     class Meta:
         verbose_name = _("issued license")
@@ -33,6 +44,7 @@ class IssuedLicense(LicenseContent):
         permissions = [
             ("revoke_issuedlicense", "Can revoke issued licenses"),
             ("download_issuedlicense", "Can download issued license files"),
+            ("issue_license", "Can issue licenses"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(max_nodes__gte=1), name="issued_max_nodes_gte_1")
@@ -119,6 +131,7 @@ class AuditAction(models.TextChoices):
     DOWNLOADED = "license_downloaded", _("License file downloaded")
     COPY_DETECTED = "copy_detected", _("Copy of an installation detected")
     COPY_RESOLVED = "copy_resolved", _("Copy resolved")
+    BINDING_RENEWED = "binding_renewed", _("Binding moved to a renewal")
 
 
 class AuditEvent(AuditRecord):

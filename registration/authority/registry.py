@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 
@@ -12,11 +13,14 @@ from registration.protocol.license import License
 
 
 def record_issued_license(
-    lic: License, text: str, *, at: datetime, actor: Actor = None
+    lic: License, text: str, *, at: datetime, actor: Actor = None, **detail: Any
 ) -> IssuedLicense:
-    """Add a signed license to the registry the verification service reads."""
+    """Add a signed license to the registry the verification service reads, with its
+    audit entry (who, when, the license id, the signing key, what it renews)."""
     with transaction.atomic():
-        row = IssuedLicense.objects.create(**IssuedLicense.values_from(lic, text))
+        # A renewal is linked to the license it renews (which must have been issued here).
+        renews = IssuedLicense.objects.get(license_id=lic.renews) if lic.renews else None
+        row = IssuedLicense.objects.create(**IssuedLicense.values_from(lic, text), renews=renews)
         AuditEvent.record(
             AuditAction.LICENSE_ISSUED,
             at=at,
@@ -24,5 +28,8 @@ def record_issued_license(
             license_id=lic.license_id,
             company=lic.company,
             project_name=lic.project_name,
+            kid=lic.kid,
+            **({"renews": str(lic.renews)} if lic.renews else {}),
+            **detail,
         )
     return row

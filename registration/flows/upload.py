@@ -2,9 +2,17 @@
 issue its first QR challenge. A refused file changes nothing but the audit log.
 
 On a Registered installation an upload never ends the registration by accident: the
-installed license uploaded again changes nothing (UNCHANGED), and another license is
-installed only when the admin has confirmed that the registration ends until the new QR
-code is scanned (replace_registration=True; NEEDS_CONFIRMATION otherwise)."""
+installed license uploaded again changes nothing (UNCHANGED), and a renewal of the
+installed license is installed and the installation STAYS Registered (RENEWED: no QR code,
+no code), and another license is installed only when the admin has confirmed that the
+registration ends until the new QR code is scanned (replace_registration=True;
+NEEDS_CONFIRMATION otherwise).
+
+A renewal, in plain words: its file names the installed license as the one it renews,
+and it keeps that license's company, project, application name, project content and
+license type, expires no earlier, allows no fewer nodes and names no older version (the
+vendor's issuing.check_renewal refuses anything else). Its other checks are an upload's:
+every cause, and never older than the installed license."""
 
 from __future__ import annotations
 
@@ -34,7 +42,10 @@ from registration.protocol.challenge import Purpose
 from registration.protocol.license import License
 from registration.protocol.text import format_datetime
 from registration.protocol.validity import is_expired
-from registration.seal import effective_state
+from registration.seal import effective_state, seal_for
+
+# What a renewal keeps of the license it renews (as the vendor's issuing.RENEWAL_KEEPS).
+RENEWAL_KEEPS = ("company", "project_name", "app_name", "project_content", "license_type")
 
 
 class UploadOutcome(StrEnum):
@@ -44,6 +55,8 @@ class UploadOutcome(StrEnum):
     UNCHANGED = "unchanged"
     # A Registered installation and another license: ask before ending the registration.
     NEEDS_CONFIRMATION = "needs_confirmation"
+    # A Registered installation and a renewal of its license: installed, still Registered.
+    RENEWED = "renewed"
 
 
 @dataclass(frozen=True)
@@ -121,10 +134,67 @@ def upload_license(
         if _registered(row, now):
             if lic.license_id == row.license.license_id:
                 return UploadResult(validation, None, UploadOutcome.UNCHANGED, row.license)
+            if is_renewal_of(lic, row.license):
+                stored = _renew(row, lic, data, now, actor, client_address)
+                return UploadResult(validation, None, UploadOutcome.RENEWED, stored)
             if not replace_registration:
                 return UploadResult(validation, None, UploadOutcome.NEEDS_CONFIRMATION, row.license)
         challenge = _install(row, lic, data, now, actor, client_address)
     return UploadResult(validation, challenge, UploadOutcome.INSTALLED, row.license)
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def is_renewal_of(uploaded: License, installed: InstalledLicense) -> bool:
+    """Tell whether uploaded renews the installed license (see the rules above)."""
+    return (
+        uploaded.renews == installed.license_id
+        and all(getattr(uploaded, name) == getattr(installed, name) for name in RENEWAL_KEEPS)
+        and uploaded.expires_at >= installed.expires_at
+        and uploaded.max_nodes >= installed.max_nodes
+        and _version(uploaded.app_version) >= _version(installed.app_version)
+    )
+
+
+def _renew(
+    row: Installation,
+    lic: License,
+    data: bytes,
+    now: datetime,
+    actor: Actor,
+    client_address: str | None,
+) -> InstalledLicense:
+    """Install a renewal of the registered license and stay Registered, sealed anew for it
+    (the registration's moment is kept: the installation registered then, not now)."""
+    renewed = row.license
+    text = data.decode("ascii")
+    stored = InstalledLicense.objects.create(
+        **InstalledLicense.values_from(lic, text),
+        uploaded_at=now,
+        uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    save_installation(
+        row,
+        license=stored,
+        registration_seal=seal_for(row.installation_id, lic.license_id, text, row.registered_at),
+    )
+    AuditEvent.record(
+        AuditAction.UPLOAD_ACCEPTED,
+        at=now,
+        actor=actor,
+        installation_id=row.installation_id,
+        license_id=lic.license_id,
+        client_address=client_address,
+        company=lic.company,
+        project_name=lic.project_name,
+        renewal=True,
+        renews=str(renewed.license_id),
+        expires_at=lic.expires_at.isoformat(),
+    )
+    return stored
 
 
 def _registered(row: Installation, now: datetime) -> bool:

@@ -71,8 +71,10 @@ def _load(path: str, mtime_ns: int) -> Ed25519PrivateKey | X25519PrivateKey:
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey | X25519PrivateKey:
     """Load a PEM private key file (cached until the file changes)."""
-    path = Path(path)
-    return _load(str(path), path.stat().st_mtime_ns)
+    # os.stat on the string: building a Path per call cost more than the stat (every
+    # phone scan loads the vendor's key; bench row 2d).
+    name = os.fspath(path)
+    return _load(name, os.stat(name).st_mtime_ns)
 
 
 def load_signing_key(path: str | Path) -> Ed25519PrivateKey:

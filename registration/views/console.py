@@ -34,6 +34,7 @@ from registration.models import MANAGE_PERMISSION, QrChallenge, RegistrationStat
 from registration.net import client_address
 from registration.protocol.causes import Cause, CauseCode
 from registration.protocol.license import fingerprint
+from registration.protocol.text import format_date
 from registration.protocol.validity import is_expired
 from registration.qr import cached_qr_png
 from registration.seal import effective_state
@@ -161,6 +162,14 @@ def _after_upload(
         messages.info(
             request,
             _("This license is already installed and registered. Nothing was changed."),
+        )
+        return redirect("registration:registration")
+    if result.outcome == outcome.RENEWED:
+        assert result.installed is not None
+        messages.success(
+            request,
+            _("License renewed: valid through %(date)s")
+            % {"date": format_date(result.installed.expires_at)},
         )
         return redirect("registration:registration")
     if result.outcome == outcome.NEEDS_CONFIRMATION:
