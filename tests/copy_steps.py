@@ -4,8 +4,8 @@ A copy of a console's database differs from the original, once they run apart, o
 what the console writes for itself: its registration state and chain value, its seal,
 its challenges. ConsoleCopy keeps those fields of the installation row for one copy and
 puts them in place while that copy "runs" (the vendor's tables, which a real copy does
-not share, stay as they are). Tests with real copied databases and processes are still
-to come.
+not share, stay as they are). The same interleavings with really copied databases and
+real console processes are in tests/test_copy_processes.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from django.db import connection
 
 from registration import clock
 from registration.authority.binding import verify_for_phone
-from registration.authority.models import Binding
+from registration.authority.issuing import IssueError
+from registration.authority.models import Binding, IssuedLicense
 from registration.flows.challenge import refresh_challenge
 from registration.flows.code import Outcome, submit_code
 from registration.flows.upload import upload_license
@@ -21,6 +22,7 @@ from registration.installation import get_installation
 from registration.models import AuditAction, AuditEvent, ChallengeState, QrChallenge
 from tests.conftest import needs_postgres
 from tests.phone_steps import crafted_token, phone_code, wrong_code
+from tests.test_renewal import renew
 
 pytestmark = [needs_postgres, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -110,3 +112,24 @@ def test_refresh_racing_a_submission_leaves_one_open_challenge(uploaded):
     # one right code is accepted at most once, only while its challenge was still open.
     assert QrChallenge.objects.filter(state=ChallengeState.OPEN).count() == 1
     assert results[::2].count(Outcome.ACCEPTED) <= 1
+
+
+def test_two_issuers_renewing_one_license_at_once_make_one_renewal(frozen_clock, issue):
+    lic, text = issue(max_nodes=1)
+    result = upload_license(text.encode(), "container")
+    assert submit_code(phone_code(result.challenge)).outcome == Outcome.ACCEPTED
+
+    def attempt(_index: int) -> str:
+        try:
+            renew(lic)
+        except IssueError as exc:
+            return exc.code
+        return "issued"
+
+    results = in_threads(2, attempt)
+
+    assert Counter(results) == {"issued": 1, "renews_renewed": 1}
+    assert IssuedLicense.objects.filter(renews__license_id=lic.license_id).count() == 1
+    # The binding moved once, to the one renewal.
+    binding = Binding.objects.get()
+    assert binding.license.renews is not None

@@ -1,8 +1,8 @@
 """Real copies of a registered console, caught by the registration chain (docs/protocol.md,
 "Copies of an installation"): how soon, proved with copied databases and real processes.
 
-One vendor (a server of its own with its own SQLite database; its console side is not
-used) serves every test. Each test registers an original console (`LICSERVER_ROLES=
+One vendor (the verification service alone, `LICSERVER_ROLES=authority`, with its own
+SQLite database) serves every test. Each test registers an original console (`LICSERVER_ROLES=
 console`, the production command), stops it and copies its database: the SQLite file
 (with its data folder, as a cloned volume or a restored backup), or a PostgreSQL database
 with `CREATE DATABASE copy TEMPLATE original`. Each copy runs as its own gunicorn with the
@@ -19,6 +19,7 @@ import contextlib
 import html
 import io
 import json
+import os
 import re
 import secrets
 import shutil
@@ -34,7 +35,6 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from tests.conftest import needs_postgres
 from tests.phone_steps import shown_code
 from tests.processes import (
     Browser,
@@ -49,6 +49,11 @@ from tests.processes import (
 
 pytestmark = pytest.mark.processes
 
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")),
+    reason="needs PostgreSQL: set DATABASE_URL=postgres://... (a copy made with"
+    " CREATE DATABASE ... TEMPLATE needs a server to make it on)",
+)
 COPIED = "Installation Copied"
 EXPIRED = "Expired due to restart"
 OTHER_COPY = re.compile(
@@ -95,9 +100,11 @@ class Vendor:
 def vendor(key_dir, tmp_path_factory) -> Iterator[Vendor]:
     var = tmp_path_factory.mktemp("vendor-var")
     db = var / "vendor.sqlite3"
-    # Both roles, the embedded default: the verification service alone cannot show a code
-    # yet (its phone page loads the console's registration_tags; see the report).
-    env = server_env(f"sqlite://{db}", key_dir, var, WEB_CONCURRENCY="1")
+    # The verification service alone, as the vendor runs it: no console app, no console
+    # tables (its phone page must render without them).
+    env = server_env(
+        f"sqlite://{db}", key_dir, var, LICSERVER_ROLES="authority", WEB_CONCURRENCY="1"
+    )
     migrate_with_admin(env)
     server = start_gunicorn(env, var.parent / f"{var.name}.log")
     try:
@@ -298,9 +305,7 @@ class Console:
             status, scan.console = self.browser.post(
                 "/system/registration/code", {"code": shown_code(phone) or ""}
             )
-            assert status == 200 and "Registration successful." in scan.console, (
-                scan.console[:1500]
-            )
+            assert status == 200 and "Registration successful." in scan.console, scan.console[:1500]
         return scan
 
     def register_after_restart(self) -> Scan:

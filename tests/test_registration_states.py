@@ -13,12 +13,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from licserver.templatetags.display import minutes_seconds
 from registration.cluster import lifecycle
 from registration.flows.challenge import refresh_challenge
 from registration.flows.code import Outcome, submit_code
 from registration.flows.upload import upload_license
 from registration.models import ChallengeState, QrChallenge
-from registration.templatetags.registration_tags import minutes_seconds
 from tests.node_steps import node, register, state
 from tests.phone_steps import wrong_code
 from tests.test_pages import Page

@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import CommandError
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -22,6 +23,7 @@ from registration.authority.issuing import Order, issue
 from registration.authority.models import AuditAction as VendorAction
 from registration.authority.models import AuditEvent as VendorEvent
 from registration.authority.models import Binding, BindingState, IssuedLicense
+from registration.authority.support import revoke
 from registration.flows import upload as uploads
 from registration.flows.code import Outcome, submit_code
 from registration.flows.upload import UploadOutcome, upload_license
@@ -345,3 +347,41 @@ def test_renews_is_optional_and_strict_in_the_payload():
     for bad in (renews.upper(), "", 5, None, "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"):
         with pytest.raises(LicenseError, match="renews"):
             parse_payload(_payload(renews=bad))
+
+
+def test_the_database_holds_one_renewal_in_force(registered):
+    old, _ = registered
+    renewal = IssuedLicense.objects.get(license_id=payload_of(renew(old)).license_id)
+    second = IssuedLicense.objects.get(pk=renewal.pk)
+    second.pk = None
+    second.license_id = uuid.uuid4()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        second.save()
+    # A revoked renewal does not count.
+    IssuedLicense.objects.filter(pk=renewal.pk).update(revoked_at=START)
+    second.save()
+
+
+def test_revoking_a_renewal_gives_the_binding_back(registered):
+    old, _ = registered
+    binding = Binding.objects.get()
+    first = IssuedLicense.objects.get(license_id=payload_of(renew(old)).license_id)
+    assert Binding.objects.get().license == first
+
+    revoke(first.pk, actor=None, reason="signed with the wrong expiry", now=START)
+
+    binding.refresh_from_db()
+    assert binding.license.license_id == old.license_id and binding.state == BindingState.ACTIVE
+    returned = VendorEvent.objects.get(action=VendorAction.BINDING_RETURNED)
+    assert returned.detail["revoked_renewal"] == str(first.license_id)
+    # The license can be renewed again, and the binding moves to the new renewal.
+    second = IssuedLicense.objects.get(
+        license_id=payload_of(renew(old, expires="2028-02-28")).license_id
+    )
+    binding.refresh_from_db()
+    assert binding.license == second
+    # The console, still on the old file, scans normally while no renewal was in force.
+    revoke(second.pk, actor=None, reason="again", now=START)
+    token = crafted_token(old.license_id, installation_id=get_installation().installation_id)
+    scanned = verify_for_phone(token, now=clock.now())
+    assert ProblemCode.RENEWED not in {p.code for p in scanned.problems}

@@ -175,7 +175,7 @@ def binding_state(issued: IssuedLicense) -> str:
     active = next((b for b in bindings if b.state == BindingState.ACTIVE), None)
     if active is not None:
         return _("copied") if active.copied_at is not None else _("bound")
-    if list(issued.renewals.all()):
+    if any(r.revoked_at is None for r in issued.renewals.all()):
         return _("renewed")
     if any(_released(b) for b in bindings):
         return _("released")
@@ -228,7 +228,8 @@ class IssuedLicenseAdmin(LicenseFileAdmin, ReadOnlyAdmin):
 
     @admin.display(description=gettext_lazy("renew"))
     def renew_link(self, obj: IssuedLicense) -> str:
-        if obj.revoked_at is not None:
+        # Only the last of a line of renewals can be renewed (issuing._renewed_license).
+        if obj.revoked_at is not None or any(r.revoked_at is None for r in obj.renewals.all()):
             return ""
         url = reverse("admin:authority_issuedlicense_issue") + f"?renews={obj.pk}"
         return format_html('<a class="button" href="{}">{}</a>', url, _("Renew…"))

@@ -373,9 +373,10 @@ def binding_problems(
                 ProblemCode.BOUND_ELSEWHERE,
             )
         )
-    if active is None and issued.renewals.exists():
+    if active is None and issued.renewals.filter(revoked_at__isnull=True).exists():
         # Its binding moved to the renewal (issuing.move_binding_to_renewal): one license,
-        # one project, so the renewed license is never bound again.
+        # one project, so the renewed license is not bound again while a renewal is in
+        # force (revoking the renewal gives the binding back: support.revoke).
         problems.append(
             Problem(
                 _("This license was renewed."),

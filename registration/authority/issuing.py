@@ -12,7 +12,8 @@ Rules, in plain words:
 - a renewal (renews = the license id of an issued license) keeps the company, project,
   application name, project content and license type of the license it renews, keeps or
   moves forward its expiry, nodes and version, and is later in at least one of them; the
-  renewed license must be neither revoked nor renewed already (one line of renewals);
+  renewed license must be neither revoked nor renewed already by a renewal in force (one
+  line of renewals, held by a constraint even when two issuers sign at once);
 - signing records the license and its audit entry together, and moves the renewed
   license's active binding to the renewal (see move_binding_to_renewal).
 
@@ -227,7 +228,8 @@ def _renewed_license(renews: str) -> IssuedLicense | None:
             f"--renews {renews_id}: that license is revoked; issue a new license instead",
             license_id=str(renews_id),
         )
-    later = renewed.renewals.order_by("issued_at").first()
+    # A revoked renewal does not count: the license can be renewed again.
+    later = renewed.renewals.filter(revoked_at__isnull=True).order_by("issued_at").first()
     if later is not None:
         raise IssueError(
             "renews",
@@ -321,13 +323,25 @@ def issue(
     detail = {"installation_id_requested": order.installation_id} if order.installation_id else {}
     try:
         with transaction.atomic():
+            if lic.renews is not None:
+                # Two issuers renewing one license at once: the second waits here for the
+                # first to commit, then sees its renewal and is refused (prepare's check
+                # ran outside this transaction). The constraint issued_one_renewal_in_force
+                # holds the rule where rows are not locked (SQLite).
+                IssuedLicense.objects.select_for_update().get(license_id=lic.renews)
+                _renewed_license(order.renews)
             row = record_issued_license(lic, text, at=lic.issued_at, actor=actor, **detail)
             if row.renews is not None:
                 move_binding_to_renewal(row, actor=actor, now=lic.issued_at)
             if write is not None:
                 write(text)
     except IntegrityError:
-        raise _issued_before(lic.license_id) from None
+        # Only the two uniqueness rules are expected here; anything else goes up.
+        if IssuedLicense.objects.filter(license_id=lic.license_id).exists():
+            raise _issued_before(lic.license_id) from None
+        if lic.renews is not None:
+            _renewed_license(order.renews)
+        raise
     return Issued(lic, text, row)
 
 

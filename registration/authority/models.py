@@ -47,7 +47,15 @@ class IssuedLicense(LicenseContent):
             ("issue_license", "Can issue licenses"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(max_nodes__gte=1), name="issued_max_nodes_gte_1")
+            models.CheckConstraint(condition=Q(max_nodes__gte=1), name="issued_max_nodes_gte_1"),
+            # One line of renewals: a license has at most one renewal in force (a revoked
+            # renewal does not count, so the license can be renewed again). The database
+            # holds this even when two issuers sign renewals of one license at once.
+            models.UniqueConstraint(
+                fields=["renews"],
+                condition=Q(renews__isnull=False, revoked_at__isnull=True),
+                name="issued_one_renewal_in_force",
+            ),
         ]
 
 
@@ -132,6 +140,7 @@ class AuditAction(models.TextChoices):
     COPY_DETECTED = "copy_detected", _("Copy of an installation detected")
     COPY_RESOLVED = "copy_resolved", _("Copy resolved")
     BINDING_RENEWED = "binding_renewed", _("Binding moved to a renewal")
+    BINDING_RETURNED = "binding_returned", _("Binding returned from a revoked renewal")
 
 
 class AuditEvent(AuditRecord):

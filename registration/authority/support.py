@@ -53,7 +53,40 @@ def revoke(license_pk: int, *, actor: Actor, reason: str, now: datetime) -> Issu
         AuditEvent.record(
             AuditAction.REVOKE, at=now, actor=actor, license_id=issued.license_id, reason=reason
         )
+        if issued.renews_id is not None:
+            _give_binding_back(issued, actor=actor, now=now)
     return issued
+
+
+def _give_binding_back(renewal: IssuedLicense, *, actor: Actor, now: datetime) -> None:
+    """Move a revoked renewal's active binding back to the license it renewed.
+
+    A renewal revoked (signed by mistake, say) leaves the customer where they were before
+    it: their installation stays registered under the license it renewed, with its whole
+    registration chain, and that license can be renewed again. Nothing moves when the
+    renewed license is revoked too.
+    """
+    renewed = IssuedLicense.objects.select_for_update().get(pk=renewal.renews_id)
+    if renewed.revoked_at is not None:
+        return
+    binding = (
+        Binding.objects.select_for_update()
+        .filter(license=renewal, state=BindingState.ACTIVE)
+        .first()
+    )
+    if binding is None:
+        return
+    binding.license = renewed
+    binding.save(update_fields=["license"])
+    AuditEvent.record(
+        AuditAction.BINDING_RETURNED,
+        at=now,
+        actor=actor,
+        installation_id=binding.installation_id,
+        license_id=renewed.license_id,
+        revoked_renewal=str(renewal.license_id),
+        binding=binding.pk,
+    )
 
 
 def resolve_copy(

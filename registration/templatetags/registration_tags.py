@@ -4,25 +4,21 @@
 {% registration_state %}                      -> "registered", "unregistered", ...
 {% current_registration as reg %}{% if reg.is_registered %}...{% endif %}
 {% license_expiry_warning %}                  -> the console's expiry warning, or nothing
-{{ day|admin_date }} {{ moment|admin_datetime }} -> 2024/02/01, 2024/02/01 22:27:45
-{{ moment|admin_time }}                        -> 22:27:45, in the site's zone
-{{ seconds|minutes_seconds }}                  -> 4:59 (a countdown)
+{{ day|admin_date }} and the other filters of licserver's `display` library
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 from django import template
 from django.conf import settings
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import ngettext
 
+from licserver.templatetags import display
 from registration.gate import GateState, RegistrationValue, current_registration
 from registration.models import MANAGE_PERMISSION
-from registration.protocol.text import format_date, format_datetime
+from registration.protocol.text import format_date
 
 register = template.Library()
 
@@ -69,31 +65,8 @@ def license_expiry_warning(context: template.Context) -> SafeString | str:
     return format_html('<p class="warning" role="status" id="expiry-warning">{}</p>', text)
 
 
-@register.filter
-def admin_date(value: date | str | None) -> str:
-    """Write a date as every page does: 2024/02/01 (a setting's YYYY-MM-DD text too)."""
-    if isinstance(value, str):
-        try:
-            value = date.fromisoformat(value)
-        except ValueError:
-            return value
-    return format_date(value) if value is not None else ""
-
-
-@register.filter
-def admin_datetime(value: datetime | None) -> str:
-    """Write a time in the site's zone as every page does: 2024/02/01 22:27:45."""
-    return format_datetime(timezone.localtime(value)) if value is not None else ""
-
-
-@register.filter
-def admin_time(value: datetime | None) -> str:
-    """Write the time of day in the site's zone as every page does: 22:27:45."""
-    return f"{timezone.localtime(value):%H:%M:%S}" if value is not None else ""
-
-
-@register.filter
-def minutes_seconds(value: int | None) -> str:
-    """Write a countdown's seconds as minutes and seconds: 299 -> 4:59, 5 -> 0:05."""
-    seconds = max(0, int(value or 0))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+# The date, time and countdown filters live in licserver's `display` library (the phone
+# page of the verification service alone needs them too); registered here as well so that
+# console templates load one library.
+for _name in ("admin_date", "admin_datetime", "admin_time", "minutes_seconds"):
+    register.filter(_name, display.register.filters[_name])
