@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
@@ -121,9 +122,12 @@ def fields(**changes) -> dict[str, str]:
 def form_values(response) -> dict[str, str]:
     """The values a rendered Issue license form would send back."""
     form = response.context["form"]
-    return {
+    values = {
         name: "" if form[name].value() is None else str(form[name].value()) for name in form.fields
     }
+    if response.context.get("preview_token"):
+        values["preview_token"] = response.context["preview_token"]
+    return values
 
 
 def field_codes(response, form: str = "form") -> dict[str, list[str]]:
@@ -375,6 +379,72 @@ def test_sign_checks_again_and_refuses_an_id_issued_since_the_preview(issuer_cli
     assert again.status_code == 400
     assert field_codes(again) == {"license_id": ["issued_before"]}
     assert IssuedLicense.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_sign_without_a_preview_shows_the_preview_and_signs_nothing(issuer_client, frozen_clock):
+    refused = issuer_client.post(ISSUE_URL, {**fields(), "step": "sign"})
+
+    assert refused.status_code == 400
+    assert field_codes(refused) == {"__all__": ["not_previewed"]}
+    assert "This is not the license you previewed" in refused.text
+    assert json.loads(refused.context["payload"])["company"] == "Acme Ltd"
+    assert not IssuedLicense.objects.exists()
+    # The preview it shows is one that can be signed.
+    signed = issuer_client.post(ISSUE_URL, {**form_values(refused), "step": "sign"})
+    assert signed.status_code == 200
+    assert str(IssuedLicense.objects.get().license_id) == form_values(refused)["license_id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_nodes": "20"},
+        {"expires": "2027-12-31"},
+        {"company": "Acme Ltd."},
+        {"kid": "test-0"},
+        {"license_id": str(uuid.UUID(int=7))},
+        {"installation_id": str(uuid.UUID(int=8))},
+    ],
+)
+def test_sign_refuses_values_changed_since_the_preview(issuer_client, frozen_clock, changes):
+    preview = issuer_client.post(ISSUE_URL, {**fields(), "step": "preview"})
+    values = form_values(preview)
+
+    refused = issuer_client.post(ISSUE_URL, {**values, **changes, "step": "sign"})
+
+    assert refused.status_code == 400
+    assert field_codes(refused) == {"__all__": ["not_previewed"]}
+    assert not IssuedLicense.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("token", ["", "garbage", "0" * 64, "forged:token"])
+def test_sign_refuses_a_missing_or_forged_preview_token(issuer_client, frozen_clock, token):
+    preview = issuer_client.post(ISSUE_URL, {**fields(), "step": "preview"})
+    values = {**form_values(preview), "preview_token": token}
+
+    refused = issuer_client.post(ISSUE_URL, {**values, "step": "sign"})
+
+    assert refused.status_code == 400
+    assert field_codes(refused) == {"__all__": ["not_previewed"]}
+    assert not IssuedLicense.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_value_signed_for_another_purpose_is_no_preview_token(issuer_client, frozen_clock):
+    preview = issuer_client.post(ISSUE_URL, {**fields(), "step": "preview"})
+    values = form_values(preview)
+    digest = values["preview_token"].rsplit(":", 1)[0]
+    # The same digest, signed with the server's key but without the preview's salt.
+    values["preview_token"] = signing.Signer().sign(digest)
+
+    refused = issuer_client.post(ISSUE_URL, {**values, "step": "sign"})
+
+    assert refused.status_code == 400
+    assert field_codes(refused) == {"__all__": ["not_previewed"]}
+    assert not IssuedLicense.objects.exists()
 
 
 # --- The list of issued licenses ----------------------------------------------------

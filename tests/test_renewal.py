@@ -239,7 +239,16 @@ def test_renew_in_the_admin_form_is_prefilled(registered, django_user_model):
     values.update(expires="2028-01-31", kid="test-1")
     preview = client.post(ISSUE_URL, {**values, "step": "preview"})
     assert json.loads(preview.context["payload"])["renews"] == str(old.license_id)
-    signed = client.post(ISSUE_URL, {**values, "step": "sign"})
+    # Sign sends back what the preview holds: the license id it chose, and its token.
+    previewed = preview.context["form"]
+    signed = client.post(
+        ISSUE_URL,
+        {
+            **{name: previewed[name].value() or "" for name in previewed.fields},
+            "preview_token": preview.context["preview_token"],
+            "step": "sign",
+        },
+    )
     assert signed.status_code == 200
     assert payload_of(signed.content.decode()).renews == old.license_id
     # Changing the company is refused on the field.

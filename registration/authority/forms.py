@@ -6,15 +6,22 @@ Rules, in plain words:
   on the field it names, in the reader's language (by the error's code);
 - the paste box reads the console's license request email with
   license_request.parse_request_email (the same module writes it), and says what is
-  wrong with a paste line by line.
+  wrong with a paste line by line;
+- Sign signs only what was previewed: the preview hands out a token, an HMAC (with the
+  server's SECRET_KEY) of every value the file and the audit entry will hold except the
+  time of issue, and Sign refuses a form whose values no longer match it, or that has none.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from datetime import datetime
 
 from django import forms
 from django.conf import settings
+from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
 from registration.authority.issuing import IssueError, Order, default_kid, prepare, signing_keys
@@ -25,6 +32,9 @@ from registration.license_request import (
     parse_request_email,
 )
 from registration.protocol.license import LICENSE_TYPES, License
+
+# Tokens of one purpose only: a signed value from elsewhere in the project is no token.
+PREVIEW_TOKEN_SALT = "licserver.authority.issue-preview"
 
 # The form's words for each IssueError code (the command's are in issuing.py).
 ISSUE_MESSAGES = {
@@ -160,6 +170,41 @@ class IssueLicenseForm(forms.Form):
         except IssueError as exc:
             self.add_issue_error(exc)
         return data
+
+    def preview_token(self) -> str:
+        """Return the token that lets Sign sign exactly this form's license."""
+        return signing.Signer(salt=PREVIEW_TOKEN_SALT).sign(self._previewed_digest())
+
+    def check_previewed(self, token: str) -> bool:
+        """Refuse, on the form, a Sign whose values are not the ones previewed."""
+        try:
+            digest = signing.Signer(salt=PREVIEW_TOKEN_SALT).unsign(token)
+        except signing.BadSignature:
+            digest = ""
+        if digest and hmac.compare_digest(digest, self._previewed_digest()):
+            return True
+        self.add_error(
+            None,
+            forms.ValidationError(
+                _("This is not the license you previewed: check the preview below, then sign."),
+                code="not_previewed",
+            ),
+        )
+        return False
+
+    def _previewed_digest(self) -> str:
+        # Everything the file and the audit entry hold, except the time of issue, which
+        # is set when Sign signs (the preview says so).
+        assert self.license is not None, "only a valid form has a license"
+        payload = self.license.to_payload()
+        del payload["issued_at"]
+        values = {
+            **payload,
+            "kid": self.license.kid,
+            "installation_id": self.cleaned_data["installation_id"].strip(),
+        }
+        canonical = json.dumps(values, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def add_issue_error(self, exc: IssueError) -> None:
         message = ISSUE_MESSAGES.get(exc.code, exc.message)
