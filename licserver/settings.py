@@ -172,6 +172,10 @@ STORAGES = {
 # collectstatic step; production runs collectstatic and gets compressed, cached files.
 WHITENOISE_USE_FINDERS = envbool("WHITENOISE_USE_FINDERS", True)
 
+# The admin's Issue license form: Sign signs only a preview made by the same user at most
+# this many seconds before (one hour); an older preview is shown again, to check.
+ISSUE_PREVIEW_MAX_SECONDS = envint("ISSUE_PREVIEW_MAX_SECONDS", 3600, minimum=60)
+
 # Uploads: a license is at most LICENSE_MAX_BYTES; anything larger is refused before it is
 # read whole. Keep request bodies small and never spill uploads to temporary files.
 LICENSE_MAX_BYTES = envint("LICENSE_MAX_BYTES", 64 * 1024, minimum=1024, maximum=1024 * 1024)

@@ -15,6 +15,7 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
+from registration.authority.forms import PREVIEW_TOKEN_SALT
 from registration.authority.models import AuditAction, AuditEvent, Binding, IssuedLicense
 from registration.flows.upload import upload_license
 from registration.license_request import parse_request_email
@@ -404,6 +405,12 @@ def test_sign_without_a_preview_shows_the_preview_and_signs_nothing(issuer_clien
         {"expires": "2027-12-31"},
         {"company": "Acme Ltd."},
         {"kid": "test-0"},
+        {"project_name": "Reports 2"},
+        {"app_version": "11.1"},
+        {"project_content": "reports, dashboards"},
+        {"license_type": "machine"},
+        {"contract_date": "2026-01-16"},
+        {"license_id": ""},
         {"license_id": str(uuid.UUID(int=7))},
         {"installation_id": str(uuid.UUID(int=8))},
     ],
@@ -432,19 +439,88 @@ def test_sign_refuses_a_missing_or_forged_preview_token(issuer_client, frozen_cl
     assert not IssuedLicense.objects.exists()
 
 
+def _digest_of(token: str) -> str:
+    """The values' digest inside a preview token (digest:user:time:signature)."""
+    return token.split(":")[0]
+
+
 @pytest.mark.django_db
-def test_a_value_signed_for_another_purpose_is_no_preview_token(issuer_client, frozen_clock):
+@pytest.mark.parametrize(
+    "forge",
+    [
+        # The same digest, signed with the server's key but without the preview's salt.
+        lambda token: signing.Signer().sign(token.rsplit(":", 1)[0]),
+        # Signed with the preview's salt but another key: only the server can make one.
+        lambda token: signing.Signer(key="x" * 50, salt=PREVIEW_TOKEN_SALT).sign(
+            token.rsplit(":", 1)[0]
+        ),
+        # The bare digest anyone could compute from the form's values.
+        _digest_of,
+    ],
+    ids=["no-salt", "other-key", "bare-digest"],
+)
+def test_only_the_server_makes_a_preview_token(issuer_client, frozen_clock, forge):
     preview = issuer_client.post(ISSUE_URL, {**fields(), "step": "preview"})
     values = form_values(preview)
-    digest = values["preview_token"].rsplit(":", 1)[0]
-    # The same digest, signed with the server's key but without the preview's salt.
-    values["preview_token"] = signing.Signer().sign(digest)
+    values["preview_token"] = forge(values["preview_token"])
 
     refused = issuer_client.post(ISSUE_URL, {**values, "step": "sign"})
 
     assert refused.status_code == 400
     assert field_codes(refused) == {"__all__": ["not_previewed"]}
     assert not IssuedLicense.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_preview_signs_for_the_user_who_made_it_only(
+    issuer_client, django_user_model, frozen_clock
+):
+    preview = issuer_client.post(ISSUE_URL, {**fields(), "step": "preview"})
+    other = Client()
+    other.force_login(_member(django_user_model, "issuer2", ISSUERS))
+
+    refused = other.post(ISSUE_URL, {**form_values(preview), "step": "sign"})
+
+    assert refused.status_code == 400
+    assert field_codes(refused) == {"__all__": ["not_previewed"]}
+    assert not IssuedLicense.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("age, status", [(3600, 200), (3601, 400)])
+def test_a_preview_is_good_for_an_hour(issuer_client, frozen_clock, age, status):
+    preview = issuer_client.post(ISSUE_URL, {**fields(), "step": "preview"})
+    frozen_clock.advance(seconds=age)
+
+    signed = issuer_client.post(ISSUE_URL, {**form_values(preview), "step": "sign"})
+
+    assert signed.status_code == status
+    assert IssuedLicense.objects.count() == (1 if status == 200 else 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["not a uuid <script>", "x" * 5000])
+def test_an_installation_id_that_is_not_one_is_refused(issuer_client, frozen_clock, value):
+    for step in ("preview", "sign"):
+        response = issuer_client.post(ISSUE_URL, {**fields(installation_id=value), "step": step})
+        assert response.status_code == 400
+        assert field_codes(response) == {"installation_id": ["not_uuid"]}
+    assert not IssuedLicense.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_preview_shows_the_installation_id_the_audit_will_keep(issuer_client, frozen_clock):
+    installation = uuid.UUID(int=9)
+    preview = issuer_client.post(
+        ISSUE_URL, {**fields(installation_id=str(installation).upper()), "step": "preview"}
+    )
+    assert f"Requested by installation {installation}" in preview.text
+
+    signed = issuer_client.post(ISSUE_URL, {**form_values(preview), "step": "sign"})
+
+    assert signed.status_code == 200
+    entry = AuditEvent.objects.get(action=AuditAction.LICENSE_ISSUED)
+    assert entry.detail["installation_id_requested"] == str(installation)
 
 
 # --- The list of issued licenses ----------------------------------------------------

@@ -302,11 +302,14 @@ class IssuedLicenseAdmin(LicenseFileAdmin, ReadOnlyAdmin):
         if step == "edit":
             return self._issue_page(request, form)
         order = with_license_id(form.order(), form.license)
-        if step == "preview" or not form.check_previewed(request.POST.get("preview_token", "")):
+        if step == "preview" or not form.check_previewed(
+            request.POST.get("preview_token", ""), request.user.pk
+        ):
             # Carry the license id the preview chose, so Sign signs what was previewed;
             # a Sign of anything else shows the preview of what it sent, to check first.
             data = request.POST.copy()
             data["license_id"] = order.license_id
+            data["installation_id"] = order.installation_id
             form.data = data
             status = 200 if step == "preview" else 400
             return self._issue_page(request, form, preview=form.license, status=status)
@@ -354,7 +357,7 @@ class IssuedLicenseAdmin(LicenseFileAdmin, ReadOnlyAdmin):
             "preview": preview,
             "payload": payload,
             "issued_at": format_datetime(preview.issued_at) if preview is not None else "",
-            "preview_token": form.preview_token() if preview is not None else "",
+            "preview_token": form.preview_token(request.user.pk) if preview is not None else "",
             "changelist_url": _changelist_url(IssuedLicense),
         }
         response = TemplateResponse(request, ISSUE_TEMPLATE, context, status=status)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from datetime import datetime
 
 from django import forms
@@ -171,17 +172,28 @@ class IssueLicenseForm(forms.Form):
             self.add_issue_error(exc)
         return data
 
-    def preview_token(self) -> str:
-        """Return the token that lets Sign sign exactly this form's license."""
-        return signing.Signer(salt=PREVIEW_TOKEN_SALT).sign(self._previewed_digest())
+    def preview_token(self, user_pk: object) -> str:
+        """Return the token that lets this user Sign exactly this form's license."""
+        value = f"{self._previewed_digest()}:{user_pk}:{int(self.now.timestamp())}"
+        return signing.Signer(salt=PREVIEW_TOKEN_SALT).sign(value)
 
-    def check_previewed(self, token: str) -> bool:
-        """Refuse, on the form, a Sign whose values are not the ones previewed."""
+    def check_previewed(self, token: str, user_pk: object) -> bool:
+        """Refuse, on the form, a Sign whose values are not the ones this user previewed.
+
+        The preview must be the same user's and at most ISSUE_PREVIEW_MAX_SECONDS old (by
+        the form's clock), so a forgotten tab is not signed months later unread.
+        """
         try:
-            digest = signing.Signer(salt=PREVIEW_TOKEN_SALT).unsign(token)
-        except signing.BadSignature:
-            digest = ""
-        if digest and hmac.compare_digest(digest, self._previewed_digest()):
+            value = signing.Signer(salt=PREVIEW_TOKEN_SALT).unsign(token)
+            digest, signed_by, made_at = value.split(":")
+            age = int(self.now.timestamp()) - int(made_at)
+        except (signing.BadSignature, ValueError):
+            digest, signed_by, age = "", "", -1
+        if (
+            hmac.compare_digest(digest, self._previewed_digest())
+            and signed_by == str(user_pk)
+            and 0 <= age <= settings.ISSUE_PREVIEW_MAX_SECONDS
+        ):
             return True
         self.add_error(
             None,
@@ -191,6 +203,20 @@ class IssueLicenseForm(forms.Form):
             ),
         )
         return False
+
+    def clean_installation_id(self) -> str:
+        # It goes into the audit entry, where support staff look bindings up by it.
+        value = self.cleaned_data["installation_id"].strip()
+        if value:
+            try:
+                value = str(uuid.UUID(value))
+            except ValueError:
+                raise forms.ValidationError(
+                    _("“%(value)s” is not an installation ID (a UUID)."),
+                    code="not_uuid",
+                    params={"value": value[:64]},
+                ) from None
+        return value
 
     def _previewed_digest(self) -> str:
         # Everything the file and the audit entry hold, except the time of issue, which
