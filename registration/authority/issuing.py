@@ -355,23 +355,47 @@ def move_binding_to_renewal(renewal: IssuedLicense, *, actor: Actor, now: dateti
     license that was renewed: one license, one project.
     """
     renewed = IssuedLicense.objects.select_for_update().get(pk=renewal.renews_id)
+    move_active_binding(
+        renewed,
+        renewal,
+        AuditAction.BINDING_RENEWED,
+        actor=actor,
+        now=now,
+        renews=str(renewed.license_id),
+    )
+
+
+def move_active_binding(
+    source: IssuedLicense,
+    target: IssuedLicense,
+    action: AuditAction,
+    *,
+    actor: Actor,
+    now: datetime,
+    **detail: str,
+) -> None:
+    """Move source's active binding, if it has one, to target and audit it as action.
+
+    The caller holds both license rows locked; the binding row is locked here, so two
+    moves of one binding cannot interleave.
+    """
     binding = (
         Binding.objects.select_for_update()
-        .filter(license=renewed, state=BindingState.ACTIVE)
+        .filter(license=source, state=BindingState.ACTIVE)
         .first()
     )
     if binding is None:
         return
-    binding.license = renewal
+    binding.license = target
     binding.save(update_fields=["license"])
     AuditEvent.record(
-        AuditAction.BINDING_RENEWED,
+        action,
         at=now,
         actor=actor,
         installation_id=binding.installation_id,
-        license_id=renewal.license_id,
-        renews=str(renewed.license_id),
+        license_id=target.license_id,
         binding=binding.pk,
+        **detail,
     )
 
 

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from registration.abstract import Actor
 from registration.authority import chain
+from registration.authority.issuing import move_active_binding
 from registration.authority.models import (
     AuditAction,
     AuditEvent,
@@ -69,23 +70,13 @@ def _give_binding_back(renewal: IssuedLicense, *, actor: Actor, now: datetime) -
     renewed = IssuedLicense.objects.select_for_update().get(pk=renewal.renews_id)
     if renewed.revoked_at is not None:
         return
-    binding = (
-        Binding.objects.select_for_update()
-        .filter(license=renewal, state=BindingState.ACTIVE)
-        .first()
-    )
-    if binding is None:
-        return
-    binding.license = renewed
-    binding.save(update_fields=["license"])
-    AuditEvent.record(
+    move_active_binding(
+        renewal,
+        renewed,
         AuditAction.BINDING_RETURNED,
-        at=now,
         actor=actor,
-        installation_id=binding.installation_id,
-        license_id=renewed.license_id,
+        now=now,
         revoked_renewal=str(renewal.license_id),
-        binding=binding.pk,
     )
 
 
