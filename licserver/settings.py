@@ -280,6 +280,10 @@ except ValueError as exc:
 # The vendor keeps, per binding, at most this many pending and past chain values (the
 # copy check, docs/protocol.md): enough for this many scans between two registrations.
 CHAIN_HISTORY_MAX = envint("CHAIN_HISTORY_MAX", 100, minimum=10, maximum=10_000)
+# An installation may release its license for a move to another server this many times
+# per license in any 365 days (authority/release.py); beyond that, support staff unbind it.
+# 0 turns self-service moves off.
+SELF_SERVICE_MOVES_PER_YEAR = envint("SELF_SERVICE_MOVES_PER_YEAR", 2, minimum=0, maximum=100)
 # Per client address, django-ratelimit syntax.
 RATE_LOGIN = envstr("RATE_LOGIN", "10/m")
 RATE_UPLOAD = envstr("RATE_UPLOAD", "20/m")

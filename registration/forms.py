@@ -98,3 +98,24 @@ class ReplaceLicenseForm(forms.Form):
                 code="other_upload",
             )
         return data
+
+
+class ReleaseForm(forms.Form):
+    """Confirm a release by typing the installed license's project name (case and spaces
+    as the license has them): a release ends the registration, so it is not one click."""
+
+    project_name = forms.CharField(label=_("Project name"), max_length=200, strip=True)
+
+    def __init__(self, *args, expected: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.expected = expected
+
+    def clean_project_name(self) -> str:
+        value = self.cleaned_data["project_name"]
+        if value != self.expected:
+            raise forms.ValidationError(
+                _("Type the project name exactly as the license shows it: %(name)s"),
+                code="project_mismatch",
+                params={"name": self.expected},
+            )
+        return value

@@ -126,6 +126,7 @@ class ChallengeState(models.TextChoices):
 PURPOSE_CHOICES = [
     (int(Purpose.REGISTER), _("Register")),
     (int(Purpose.RE_REGISTER), _("Re-register")),
+    (int(Purpose.RELEASE), _("Release")),
 ]
 
 
@@ -172,6 +173,11 @@ class QrChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"{Purpose(self.purpose).label} {self.tag} ({self.state})"
+
+    @property
+    def is_release(self) -> bool:
+        """A release QR code: no code to type, it frees the license (flows/release.py)."""
+        return self.purpose == Purpose.RELEASE
 
 
 class NodeLease(models.Model):
@@ -221,6 +227,7 @@ class AuditAction(models.TextChoices):
     LOCKED = "locked", _("Code entry locked")
     EXPIRED_DUE_TO_RESTART = "expired_due_to_restart", _("Registration expired due to restart")
     NODE_REFUSED = "node_refused", _("Node not admitted")
+    RELEASED = "released", _("Registration released for a move")
 
 
 class AuditEvent(AuditRecord):

@@ -14,6 +14,7 @@ system_patterns = [
     path("registration/upload/replace", console.replace_license, name="replace_license"),
     path("registration/challenge", console.refresh_challenge, name="challenge"),
     path("registration/code", console.submit_code, name="code"),
+    path("registration/release", console.release_license, name="release"),
     path("version/", console.version_page, name="version"),
     path("version/request", request.license_request, name="license_request"),
 ]

@@ -62,12 +62,17 @@ def crafted_token(
     installation_id=None,
     issued_at: datetime | None = None,
     ttl_seconds: int = 300,
+    purpose: Purpose = Purpose.REGISTER,
+    chain: bytes | None = None,
 ) -> str:
     """A token exactly as a console holding the license would make it, for facts the test
     chooses (the license's secret comes from its file, as the console's does): issued at
-    issued_at (default: now by the clock) and valid for ttl_seconds."""
+    issued_at (default: now by the clock) and valid for ttl_seconds; chain defaults to
+    the value the installation holds (_chain_of)."""
     secret = license_secret(IssuedLicense.objects.get(license_id=license_id).text)
-    return _token(license_id, secret, node_count, installation_id, issued_at, ttl_seconds)
+    return _token(
+        license_id, secret, node_count, installation_id, issued_at, ttl_seconds, purpose, chain
+    )
 
 
 def made_up_token(license_id: uuid.UUID) -> str:
@@ -77,10 +82,19 @@ def made_up_token(license_id: uuid.UUID) -> str:
     return _token(license_id, bytes(32), 1, None, None, 300)
 
 
-def _token(license_id, secret, node_count, installation_id, issued_at, ttl_seconds) -> str:
+def _token(
+    license_id,
+    secret,
+    node_count,
+    installation_id,
+    issued_at,
+    ttl_seconds,
+    purpose=Purpose.REGISTER,
+    chain=None,
+) -> str:
     kid = settings.AUTHORITY_KID
     proto, key = new_challenge(
-        purpose=Purpose.REGISTER,
+        purpose=purpose,
         license_id=license_id,
         installation_id=installation_id or uuid.uuid4(),
         node_name="node-a",
@@ -90,7 +104,7 @@ def _token(license_id, secret, node_count, installation_id, issued_at, ttl_secon
         license_secret=secret,
         now=issued_at or clock.now(),
         ttl_seconds=ttl_seconds,
-        chain=_chain_of(installation_id),
+        chain=_chain_of(installation_id) if chain is None else chain,
     )
     return encode_token(proto, key)
 

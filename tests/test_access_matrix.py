@@ -82,6 +82,7 @@ ROUTES: dict[str, Route] = {
     "registration:replace_license": Route(Access.MANAGER, POST),
     "registration:challenge": Route(Access.MANAGER, POST),
     "registration:code": Route(Access.MANAGER, POST),
+    "registration:release": Route(Access.MANAGER, POST),
     "registration:version": Route(Access.MANAGER, GET),
     "registration:license_request": Route(Access.MANAGER, BOTH),
     "reports": Route(Access.LOGIN, GET),
@@ -251,6 +252,7 @@ def test_get_on_every_state_changing_url_is_405(manager_client: Client):
         "registration:replace_license",
         "registration:challenge",
         "registration:code",
+        "registration:release",
     ]
     for name in writes:
         response = call(manager_client, "GET", name)

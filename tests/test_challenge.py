@@ -304,7 +304,7 @@ def test_truncated_and_extended_tokens_raise_challenge_error(authority_public):
         (0, 0, "version"),
         (0, 1, "version 1 reading version 2's bytes"),
         (1, 0, "purpose"),
-        (1, 3, "purpose"),
+        (1, 4, "purpose"),
         (68, 65, "node name longer than 64 bytes"),
         (68, 200, "node name runs past the end"),
         (68, 7, "node name length off by one"),

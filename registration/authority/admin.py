@@ -156,17 +156,6 @@ class RevokedFilter(_HappenedFilter):
     field_name = "revoked_at"
 
 
-# Binding states another engineer's release work adds (issue 15): read here if they exist.
-_RELEASED = getattr(BindingState, "RELEASED", None)
-
-
-def _released(binding: Binding) -> bool:
-    """Tell whether the console released this binding (a hook: False until Binding says)."""
-    if _RELEASED is not None and binding.state == _RELEASED:
-        return True
-    return getattr(binding, "released_at", None) is not None
-
-
 def binding_state(issued: IssuedLicense) -> str:
     """Say in one word where an issued license stands (bindings and renewals prefetched)."""
     if issued.revoked_at is not None:
@@ -177,7 +166,7 @@ def binding_state(issued: IssuedLicense) -> str:
         return _("copied") if active.copied_at is not None else _("bound")
     if any(r.revoked_at is None for r in issued.renewals.all()):
         return _("renewed")
-    if any(_released(b) for b in bindings):
+    if any(b.state == BindingState.RELEASED for b in bindings):
         return _("released")
     if bindings:
         return _("unbound")

@@ -43,6 +43,7 @@ from registration.protocol.causes import (
 from registration.protocol.challenge import (
     Challenge,
     ChallengeError,
+    Purpose,
     authority_key,
     code_for,
     decode_token,
@@ -70,6 +71,11 @@ class ProblemCode(StrEnum):
     BOUND_ELSEWHERE = "bound_elsewhere"
     INSTALLATION_COPIED = "installation_copied"
     RENEWED = "renewed"
+    # A release (authority/release.py).
+    NOT_BOUND = "not_bound"
+    RELEASE_UNPROVEN = "release_unproven"
+    MOVES_USED_UP = "moves_used_up"
+    RELEASE_NOT_LIVE = "release_not_live"
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class PhoneResult:
     problems: tuple[Problem, ...] = field(default_factory=tuple)
     # Said beside the code (a version-1 token: no copy check was possible).
     notes: tuple[str, ...] = ()
+    # A release QR code freed the license (authority/release.py).
+    released: bool = False
 
     @property
     def ok(self) -> bool:
@@ -120,7 +128,7 @@ def _invalid(detail: str, code: ProblemCode = ProblemCode.INVALID_TOKEN) -> Phon
     return PhoneResult(problems=(Problem(_("This QR code is not valid."), (detail,), 400, code),))
 
 
-def _unverified(code: ProblemCode) -> PhoneResult:
+def unverified(code: ProblemCode) -> PhoneResult:
     """A token whose MAC is wrong, or whose license is unknown so its MAC cannot be checked:
     one answer for both (same status, same words), so a made-up token does not tell
     whether its license id is in the registry. The server log tells them apart."""
@@ -157,6 +165,14 @@ def verify_for_phone(
     timing = _timing_problem(scan.challenge, now)
     if timing is not None:
         return PhoneResult(scan.challenge, problems=(timing,))
+    if scan.challenge.purpose == Purpose.RELEASE:
+        if scan.challenge.version < 2:
+            # Only consoles of version 2 make release codes: they carry the chain value.
+            return _invalid(_("Scan the QR code again, or copy the whole link."))
+        # Imported here: release.py builds on this module's results and problems.
+        from registration.authority.release import release_for_phone
+
+        return release_for_phone(scan, now, client_address)
     if _is_reload(scan, now):
         # The same code again, no write: the binding is this installation's, so no other can
         # hold the license; only the license row's own rules needed checking (a revoke
@@ -200,14 +216,14 @@ def read_token(token: str) -> Scan | PhoneResult:
     except (ChallengeError, LicenseError) as exc:
         # A server key no console makes (a low-order point): as good as a wrong MAC.
         log.warning("Phone token for license %s refused: %s", challenge.license_id, exc)
-        return _unverified(ProblemCode.INVALID_TOKEN)
+        return unverified(ProblemCode.INVALID_TOKEN)
     if not verify_mac(challenge, mac, key) or issued is None:
         if issued is None:
             log.warning("Phone token for license %s, not in the registry", challenge.license_id)
-            return _unverified(ProblemCode.UNKNOWN_LICENSE)
+            return unverified(ProblemCode.UNKNOWN_LICENSE)
         # Altered on the way, or made by someone who does not hold the license file.
         log.warning("Phone token with a wrong MAC for license %s", challenge.license_id)
-        return _unverified(ProblemCode.INVALID_TOKEN)
+        return unverified(ProblemCode.INVALID_TOKEN)
     return Scan(challenge, key, issued, active)
 
 
@@ -279,7 +295,7 @@ def record_binding(scan: Scan, now: datetime, client_address: str | None) -> Pho
             .first()
         )
         if issued is None:  # deleted since the token was read: as if never there
-            return _unverified(ProblemCode.UNKNOWN_LICENSE)
+            return unverified(ProblemCode.UNKNOWN_LICENSE)
         active = issued.bindings.filter(state=BindingState.ACTIVE).first()
         verdict = chain.classify(active, challenge)
         problems = binding_problems(challenge, issued, active, verdict, now)

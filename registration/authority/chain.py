@@ -84,6 +84,13 @@ def mark_copied(binding: Binding, challenge: Challenge, now: datetime) -> None:
     binding.copy_shown_at = datetime.fromisoformat(shown) if shown else None
 
 
+def was_presented(binding: Binding, challenge: Challenge) -> bool:
+    """Whether the challenge's value is one the installation had before (a past tip, or a
+    successor another scan overtook): what a copy of it carries."""
+    value = challenge.chain.hex()
+    return any(entry[0] == value for entry in binding.chain_past)
+
+
 def other_copy_registered_at(binding: Binding) -> datetime:
     """When the copy at the tip last registered (its first binding if it never has)."""
     return binding.chain_tip_shown_at or binding.first_bound

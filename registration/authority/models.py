@@ -62,6 +62,8 @@ class IssuedLicense(LicenseContent):
 class BindingState(models.TextChoices):
     ACTIVE = "active", _("Active")
     UNBOUND = "unbound", _("Unbound")
+    # Freed by the installation itself for a move (authority/release.py).
+    RELEASED = "released", _("Released by the installation")
 
 
 class Binding(models.Model):
@@ -141,6 +143,7 @@ class AuditAction(models.TextChoices):
     COPY_RESOLVED = "copy_resolved", _("Copy resolved")
     BINDING_RENEWED = "binding_renewed", _("Binding moved to a renewal")
     BINDING_RETURNED = "binding_returned", _("Binding returned from a revoked renewal")
+    RELEASED = "released", _("Released by the installation")
 
 
 class AuditEvent(AuditRecord):

@@ -96,8 +96,11 @@ def issue(
     # K is used here once, for the token's MAC and the code, and then forgotten: what is
     # kept cannot compute a code, and checking a guess against it costs an scrypt.
     token = encode_token(proto, key)
-    verifier = make_verifier(
-        code_for(proto, key), proto.digest(), verifier_pepper(), verifier_cost()
+    # A release QR code shows no code on the phone, so none can be typed here either.
+    verifier = (
+        CLOSED_VERIFIER
+        if purpose == Purpose.RELEASE
+        else make_verifier(code_for(proto, key), proto.digest(), verifier_pepper(), verifier_cost())
     )
     del key
     challenge = QrChallenge.objects.create(

@@ -74,9 +74,11 @@ def submit_code(
                 return SubmitResult(Outcome.LOCKED, locked_until=row.locked_until)
             # The lockout has run out: a fresh set of attempts, but lock_count stays.
             save_installation(row, locked_until=None, failed_attempts=0)
+        # A release QR code takes no code: it frees the license (flows/release.py).
         challenge = (
             QrChallenge.objects.select_for_update()
             .filter(installation=row, state=ChallengeState.OPEN)
+            .exclude(purpose=Purpose.RELEASE)
             .first()
         )
         if challenge is None:

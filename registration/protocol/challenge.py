@@ -70,10 +70,17 @@ _TOKEN_MIN_BYTES = min(f.size for f in _FIXED.values()) + 2 + 32 + MAC_BYTES
 class Purpose(IntEnum):
     REGISTER = 1
     RE_REGISTER = 2
+    # Free the license for another server (version 2 only: the chain value proves that the
+    # release comes from the live installation; authority/release.py).
+    RELEASE = 3
 
     @property
     def label(self) -> str:
-        return {Purpose.REGISTER: "register", Purpose.RE_REGISTER: "re-register"}[self]
+        return {
+            Purpose.REGISTER: "register",
+            Purpose.RE_REGISTER: "re-register",
+            Purpose.RELEASE: "release",
+        }[self]
 
 
 class ChallengeError(Exception):

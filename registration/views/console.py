@@ -27,8 +27,9 @@ from registration.cluster import leases
 from registration.facts import version_information
 from registration.flows import challenge as challenges
 from registration.flows import code as codes
+from registration.flows import release as releases
 from registration.flows import upload as uploads
-from registration.forms import CodeForm, LicenseUploadForm, ReplaceLicenseForm
+from registration.forms import CodeForm, LicenseUploadForm, ReleaseForm, ReplaceLicenseForm
 from registration.installation import get_installation
 from registration.models import MANAGE_PERMISSION, QrChallenge, RegistrationState
 from registration.net import client_address
@@ -92,6 +93,7 @@ def _page(request: HttpRequest, status: int = 200, **extra: object) -> HttpRespo
         "node_leases": leases.live_leases(now).order_by("node_name", "started_at"),
         "upload_form": extra.pop("upload_form", None) or LicenseUploadForm(),
         "code_form": extra.pop("code_form", None) or CodeForm(),
+        "release_form": extra.pop("release_form", None) or ReleaseForm(),
         "lockout_attempts": settings.LOCKOUT_MAX_ATTEMPTS,
         **extra,
     }
@@ -302,3 +304,26 @@ def submit_code(request: HttpRequest) -> HttpResponse:
         return _page(request, status=409, code_form=form)
     form.add_error("code", _("The QR code has expired. Click Refresh and scan the new one."))
     return _page(request, status=410, code_form=form)
+
+
+@require_POST
+@manager_required
+@rate_limited("challenge", "RATE_CHALLENGE")
+def release_license(request: HttpRequest) -> HttpResponse:
+    """End the registration here and show the release QR code (Release license)."""
+    lic = get_installation().license
+    if lic is None:
+        messages.error(request, _("Upload a license first."))
+        return _page(request, status=409, show_form=True)
+    form = ReleaseForm(request.POST, expected=lic.project_name)
+    if not form.is_valid():
+        return _page(request, status=400, release_form=form)
+    releases.release_registration(actor=request.user)
+    messages.success(
+        request,
+        _(
+            "The registration on this server has ended. Scan the release QR code with your "
+            "phone to free the license for the new server."
+        ),
+    )
+    return redirect("registration:registration")
