@@ -191,6 +191,39 @@ def test_a_version_2_code_is_ocra_over_the_hex_digest():
     assert ch.code_for(challenge, key) != ch.code_for(replace(challenge, version=1, chain=b""), key)
 
 
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32), node=st.text("abcxyz-09", min_size=1, max_size=64))
+def test_the_written_out_code_is_what_the_generic_ocra_function_gives(key, node):
+    """code_for's fast path agrees with otp.ocra() on the product's suite."""
+    from registration.protocol.otp import ocra
+
+    challenge = replace(_fixed_challenge(), node_name=node)
+
+    assert ch.code_for(challenge, key) == ocra(ch.OCRA_SUITE, key, challenge.question)
+
+
+def test_decoded_ids_are_ordinary_uuids(authority_public):
+    import pickle
+
+    challenge, key = make(authority_public)
+    decoded, _mac = ch.decode_token(ch.encode_token(challenge, key))
+
+    for made, read in (
+        (challenge.license_id, decoded.license_id),
+        (challenge.installation_id, decoded.installation_id),
+    ):
+        assert type(read) is uuid.UUID
+        assert (read, hash(read), str(read), read.bytes) == (
+            made,
+            hash(made),
+            str(made),
+            made.bytes,
+        )
+        assert read.is_safe is uuid.SafeUUID.unknown
+        assert pickle.loads(pickle.dumps(read)) == made
+        assert {made: 1}[read] == 1
+
+
 def test_a_version_1_token_still_decodes(authority_public):
     challenge = _fixed_challenge(version=1, chain=b"")
     decoded, _mac = ch.decode_token(ch.encode_token(challenge, b"k" * 32))

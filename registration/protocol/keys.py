@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,12 +70,27 @@ def _load(path: str, mtime_ns: int) -> Ed25519PrivateKey | X25519PrivateKey:
     return key
 
 
+# A key file replaced in place is read again within this many seconds. Keys rotate by a
+# new kid and a new file (docs/operations.md), so this only bounds how long a process
+# keeps a file that someone overwrote.
+KEY_RECHECK_SECONDS = 1.0
+# path -> (key, monotonic time its file was last looked at)
+_recent: dict[str, tuple[Ed25519PrivateKey | X25519PrivateKey, float]] = {}
+_clock = time.monotonic  # tests put a frozen clock here
+
+
 def load_private_key(path: str | Path) -> Ed25519PrivateKey | X25519PrivateKey:
-    """Load a PEM private key file (cached until the file changes)."""
-    # os.stat on the string: building a Path per call cost more than the stat (every
-    # phone scan loads the vendor's key; bench row 2d).
+    """Load a PEM private key file (cached; a changed file is read again within a second)."""
+    # Every phone scan loads the vendor's key; a stat per scan was a tenth of the scan's
+    # own work (bench row 2d), so the file is looked at once a second at most.
     name = os.fspath(path)
-    return _load(name, os.stat(name).st_mtime_ns)
+    now = _clock()
+    recent = _recent.get(name)
+    if recent is not None and now - recent[1] < KEY_RECHECK_SECONDS:
+        return recent[0]
+    key = _load(name, os.stat(name).st_mtime_ns)
+    _recent[name] = (key, now)
+    return key
 
 
 def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
