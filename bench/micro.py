@@ -21,6 +21,7 @@ from registration.protocol.causes import AUTH_METHOD_CONTAINER, LocalFacts, vali
 from registration.protocol.challenge import (
     Purpose,
     authority_key,
+    chain_value,
     code_for,
     decode_token,
     encode_token,
@@ -144,14 +145,16 @@ def six_digit_code(kid: str, quick: bool) -> list[Row]:
 
     # The whole scan as the phone page runs it, minus the database: read the token, load
     # the key (cached) and the license's secret (cached by its text), derive K, check the
-    # MAC, the chain value against the binding's (at its tip), and the code.
-    binding = Binding(installation_id=challenge.installation_id, chain_tip=challenge.chain.hex())
+    # MAC, unmask the chain value and check it against the binding's (at its tip), and
+    # make the code.
+    binding = Binding(installation_id=challenge.installation_id, chain_tip=fields["chain"].hex())
 
     def whole_scan() -> str:
         scanned, tag = decode_token(token)
         k = authority_key(scanned, load_authority_key(key_file), license_secret(license_text))
         assert verify_mac(scanned, tag, k)
-        assert chain.classify(binding, scanned) == chain.ChainVerdict.AT_TIP
+        value = chain_value(scanned, k)
+        assert chain.classify(binding, scanned, value) == chain.ChainVerdict.AT_TIP
         return code_for(scanned, k)
 
     # Its raw X25519 work: the token's 32 bytes made a point, and one exchange.

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from django.conf import settings
 
 from registration import clock
-from registration.authority.binding import verify_for_phone
+from registration.authority.binding import Scan, read_token, verify_for_phone
 from registration.authority.models import IssuedLicense
 from registration.models import Installation, QrChallenge
 from registration.protocol.challenge import (
@@ -42,6 +42,13 @@ def phone_code(challenge: QrChallenge | str) -> str:
     result = verify_for_phone(token, now=clock.now())
     assert result.ok, result.problems
     return result.code
+
+
+def vendor_chain_value(token: str) -> bytes:
+    """Return the chain value a token carries, as the vendor reads it (unmasked under K)."""
+    scan = read_token(token)
+    assert isinstance(scan, Scan), scan
+    return scan.chain
 
 
 def wrong_code(challenge: QrChallenge | str) -> str:

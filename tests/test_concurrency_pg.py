@@ -133,3 +133,59 @@ def test_two_issuers_renewing_one_license_at_once_make_one_renewal(frozen_clock,
     # The binding moved once, to the one renewal.
     binding = Binding.objects.get()
     assert binding.license.renews is not None
+
+
+def _someone_waits_for_a_lock_of(holder_pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_locks WHERE NOT granted AND pid <> %s AND locktype = 'transactionid'",
+            [holder_pid],
+        )
+        return cursor.fetchone() is not None
+
+
+@pytest.mark.parametrize("purpose", ["release", "register"])
+def test_a_scan_racing_a_support_unbind_does_not_undo_it(frozen_clock, issue, purpose):
+    """Support unbinds (its row lock covers the binding and its license; not committed
+    yet) while the phone scans: the scan waits for the unbind and then sees the license
+    free; it never writes the old binding back over the unbind."""
+    from django.db import transaction
+
+    from registration.authority.models import BindingState
+    from registration.authority.support import unbind
+    from registration.flows.release import release_registration
+    from tests.processes import wait_for
+
+    _, text = issue()
+    result = upload_license(text.encode(), "container")
+    assert submit_code(phone_code(result.challenge)).outcome == Outcome.ACCEPTED
+    if purpose == "release":
+        token = release_registration().token
+    else:
+        token = refresh_challenge().challenge.token
+    binding = Binding.objects.get()
+    scanned: dict[str, object] = {}
+
+    def scan() -> None:
+        try:
+            scanned["result"] = verify_for_phone(token, now=clock.now())
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        unbind(binding.pk, actor=None, reason="Server gone", now=clock.now())
+        holder = connection.connection.info.backend_pid
+        worker = threading.Thread(target=scan)
+        worker.start()
+        wait_for(lambda: _someone_waits_for_a_lock_of(holder), "the scan to wait for the unbind")
+    worker.join(timeout=60)
+
+    binding.refresh_from_db()
+    assert (binding.state, binding.unbound_reason) == (BindingState.UNBOUND, "Server gone")
+    outcome = scanned["result"]
+    if purpose == "release":
+        assert [p.code.value for p in outcome.problems] == ["not_bound"]
+    else:
+        # The license was free when the scan went on: it binds anew.
+        assert outcome.ok
+        assert Binding.objects.filter(state=BindingState.ACTIVE).exclude(pk=binding.pk).exists()

@@ -208,3 +208,27 @@ def test_resolving_needs_a_choice_a_reason_the_permission_and_a_post(
 
     assert support.post(url, {"keep": "tip", "reason": "Customer chose A"}).status_code == 302
     assert Binding.objects.get().copied_at is None
+
+
+def test_a_value_the_installation_never_had_is_refused_and_marks_nothing(registered):
+    """A token made from the license file and the installation id (both seen by many):
+    not a copy, so it cannot lock the live installation out."""
+    import secrets
+
+    from registration.authority.models import IssuedLicense
+    from tests.phone_steps import crafted_token
+
+    binding = Binding.objects.get()
+    lic = IssuedLicense.objects.get()
+    forged = crafted_token(
+        lic.license_id, installation_id=binding.installation_id, chain=secrets.token_bytes(8)
+    )
+
+    refused = verify_for_phone(forged, now=binding.first_bound)
+
+    assert _codes(refused) == ["not_this_installation"] and refused.status == 403
+    assert not refused.code
+    binding.refresh_from_db()
+    assert binding.copied_at is None
+    assert not AuditEvent.objects.filter(action=AuditAction.COPY_DETECTED).exists()
+    assert verify_for_phone(refresh_challenge().challenge.token, now=binding.first_bound).ok

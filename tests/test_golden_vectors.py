@@ -73,6 +73,7 @@ def test_the_domain_strings_are_these():
         2: b"licserver/challenge-mac/v2\n",
     }
     assert ch.CHAIN_CONTEXT == b"licserver/chain/v2\n"
+    assert ch.CHAIN_MASK_CONTEXT == b"licserver/chain-mask/v2\n"
     assert ch.OCRA_SUITE == "OCRA-1:HOTP-SHA256-6:QH64"
     assert lic_format.SIGNING_CONTEXT == b"licserver/container-license/v1\n"
 
@@ -93,11 +94,14 @@ def test_the_console_side_gives_every_value_of_the_appendix(vectors, made):
     assert challenge.canonical_bytes().hex() == vectors["canonical_bytes"]
     assert salt.hex() == vectors["hkdf_salt"]
     assert key.hex() == vectors["k"]
+    assert ch.chain_mask(key).hex() == vectors["chain_mask"]
+    assert challenge.chain.hex() == vectors["chain_in_token"]
     assert ch.encode_token(challenge, key) == vectors["token"]
     assert challenge.question == vectors["q"]
     assert code == vectors["code"]
     assert challenge.tag == vectors["tag"]
-    assert ch.next_chain(challenge, code).hex() == vectors["chain_after"]
+    chain = bytes.fromhex(vectors["chain"])
+    assert ch.next_chain(challenge, chain, code).hex() == vectors["chain_after"]
 
 
 def test_the_vendor_side_reads_the_token_to_the_same_values(vectors):
@@ -111,7 +115,8 @@ def test_the_vendor_side_reads_the_token_to_the_same_values(vectors):
     assert key.hex() == vectors["k"]
     assert ch.verify_mac(challenge, mac, key)
     assert ch.code_for(challenge, key) == vectors["code"]
-    assert challenge.chain.hex() == vectors["chain"]
+    assert challenge.chain.hex() == vectors["chain_in_token"]
+    assert ch.chain_value(challenge, key).hex() == vectors["chain"]
 
 
 def test_the_code_is_plain_ocra_and_the_mac_plain_hmac(vectors):
@@ -126,6 +131,13 @@ def test_the_code_is_plain_ocra_and_the_mac_plain_hmac(vectors):
     assert mac.hex() == vectors["mac"]
     token = base64.b32encode(raw + mac).decode().rstrip("=")
     assert token == vectors["token"]
+    # The chain value travels XOR the first 8 bytes of HMAC-SHA256(K, the mask string),
+    # at bytes 50 to 58 of the canonical bytes.
+    mask = hmac.digest(key, b"licserver/chain-mask/v2\n", "sha256")[:8]
+    assert mask.hex() == vectors["chain_mask"]
+    assert raw[50:58].hex() == vectors["chain_in_token"]
+    masked = int.from_bytes(bytes.fromhex(vectors["chain"]), "big") ^ int.from_bytes(mask, "big")
+    assert masked.to_bytes(8, "big") == raw[50:58]
     chain = hashlib.sha256(
         b"licserver/chain/v2\n"
         + bytes.fromhex(vectors["chain"])

@@ -26,7 +26,13 @@ from registration.models import AuditAction, AuditEvent, ChallengeState, Install
 from registration.protocol.challenge import CHAIN_BYTES, Purpose, decode_token
 from tests.conftest import START
 from tests.copy_steps import ConsoleCopy
-from tests.phone_steps import crafted_token, made_up_token, phone_code, v1_token
+from tests.phone_steps import (
+    crafted_token,
+    made_up_token,
+    phone_code,
+    v1_token,
+    vendor_chain_value,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +115,9 @@ def test_release_ends_the_registration_and_shows_the_release_qr(registered, mana
     assert 'id="submit-code"' not in page and 'id="release-license"' not in page
     proto, _mac = decode_token(challenge.token)
     assert proto.purpose == Purpose.RELEASE
-    assert proto.chain.hex() == chain_before
+    # The token carries the chain value masked under K; the vendor, who derives K, reads it.
+    assert proto.chain.hex() != chain_before
+    assert vendor_chain_value(challenge.token).hex() == chain_before
     assert proto.license_id == lic.license_id
     row = get_installation()
     assert row.state == "unregistered" and row.registration_seal == ""
@@ -445,3 +453,154 @@ def test_the_release_pages_speak_chinese(registered, client: Client, manager_cli
     assert "扫码释放许可证" in console.text and "本服务器上的注册已结束。" in console.text
     assert "已释放。请用同一个 Container.lic 注册新服务器。" in released.text
     assert RELEASED in again.text
+
+
+# --- Tokens seen by others, copies support ruled on, renewals, races ---------------------
+
+
+def test_an_old_qr_link_and_the_file_do_not_pass_for_the_live_installation(
+    registered, client: Client
+):
+    """Tokens are links (phone histories, logs): the chain value in them is masked, so one
+    seen by someone holding the file gives them no value the vendor knows."""
+    lic, _text = registered
+    binding = Binding.objects.get()
+    seen = decode_token(refresh_challenge().challenge.token)[0]  # a link someone saw
+
+    forged = {
+        purpose: phone(
+            client,
+            crafted_token(
+                lic.license_id,
+                installation_id=binding.installation_id,
+                purpose=purpose,
+                chain=seen.chain,  # the token's chain field, as it travels
+            ),
+        )
+        for purpose in (Purpose.REGISTER, Purpose.RELEASE)
+    }
+
+    assert forged[Purpose.REGISTER].status_code == 403
+    assert forged[Purpose.RELEASE].status_code == 403
+    for response in forged.values():
+        assert "This QR code does not come from the server the license is registered to." in (
+            response.text
+        )
+        assert 'id="verification-code"' not in response.text and RELEASED not in response.text
+    binding.refresh_from_db()
+    # Nothing marked, no successor the forger could know, and the live one goes on.
+    assert binding.state == BindingState.ACTIVE and binding.copied_at is None
+    assert len(binding.chain_successors) == 1  # only the live console's own code
+    assert RELEASED in phone(client, release_here().token).text
+    refused = VendorEvent.objects.filter(action=VendorAction.BINDING_REFUSED)
+    assert sorted(e.detail["problems"][0] for e in refused) == [
+        "not_this_installation",
+        "release_not_live",
+    ]
+
+
+def test_a_release_from_the_copy_support_ruled_against_marks_nothing(
+    registered, frozen_clock, client: Client, staff
+):
+    from registration.authority.support import resolve_copy
+
+    original = ConsoleCopy.of_current("original")
+    copy = ConsoleCopy.of_current("copy")
+    assert original.scan_and_register().ok
+    original.scan()
+    _challenge, caught = copy.scan()
+    assert [p.code for p in caught.problems] == [ProblemCode.INSTALLATION_COPIED]
+    binding = Binding.objects.get()
+    resolve_copy(
+        binding.pk, keep_tip=True, actor=staff, reason="Keep the original", now=clock.now()
+    )
+    frozen_clock.advance(minutes=1)
+
+    with copy.running():
+        refused = phone(client, release_here().token)
+    _challenge, kept = original.scan()
+
+    assert refused.status_code == 409 and "Installation Copied" in refused.text
+    binding.refresh_from_db()
+    assert binding.copied_at is None and binding.state == BindingState.ACTIVE
+    assert kept.ok  # the kept copy is not locked out by the other's attempt
+    assert VendorEvent.objects.filter(action=VendorAction.COPY_DETECTED).count() == 1
+
+
+def _renewal_of(lic) -> str:
+    from registration.authority.issuing import Order
+    from registration.authority.issuing import issue as issue_order
+
+    order = Order(
+        company=lic.company,
+        project_name=lic.project_name,
+        app_name=lic.app_name,
+        app_version=lic.app_version,
+        project_content=lic.project_content,
+        license_type=lic.license_type,
+        contract_date=lic.contract_date.isoformat(),
+        expires="2029-01-31",
+        max_nodes=lic.max_nodes,
+        renews=str(lic.license_id),
+    )
+    return issue_order(order, now=clock.now()).text
+
+
+def test_a_renewal_does_not_start_the_count_of_moves_again(
+    registered, frozen_clock, client: Client, settings, manager_client: Client
+):
+    settings.SELF_SERVICE_MOVES_PER_YEAR = 1
+    lic, text = registered
+    move_once(client, text)
+    renewal = _renewal_of(lic)  # the binding moves to the renewal
+    frozen_clock.advance(minutes=1)
+    from registration.flows.upload import UploadOutcome
+
+    assert upload_license(renewal.encode(), "container").outcome == UploadOutcome.RENEWED
+
+    refused = phone(client, release_here().token)
+
+    assert refused.status_code == 409
+    assert "No self-service move left" in refused.text
+    assert "moved to another server 1 time in the last 365 days" in refused.text
+
+
+def test_a_release_with_the_renewed_file_still_installed_says_to_upload_the_renewal(
+    registered, frozen_clock, client: Client
+):
+    lic, _text = registered
+    _renewal_of(lic)  # issued; this server has not uploaded it yet
+
+    refused = phone(client, release_here().token)
+
+    assert refused.status_code == 409
+    assert "This license was renewed." in refused.text
+    assert "Upload the renewal the vendor sent on this server, then release" in refused.text
+    assert RELEASED not in refused.text
+
+
+def test_an_expired_release_qr_says_to_release_again(registered, frozen_clock, client: Client):
+    challenge = release_here()
+    frozen_clock.advance(minutes=5)
+
+    response = phone(client, challenge.token)
+
+    assert response.status_code == 410
+    assert "Release the license again on the server&#x27;s Registration page" in response.text
+    assert "Click Refresh" not in response.text
+
+
+def test_a_release_that_cannot_make_its_qr_changes_nothing(
+    registered, manager_client: Client, settings
+):
+    settings.AUTHORITY_PUBLIC_KEYS = {}  # no vendor key pinned: no QR code can be made
+    before = get_installation()
+
+    response = manager_client.post(RELEASE, {"project_name": "Reports"})
+
+    assert response.status_code == 409
+    assert "Upload a license first." in response.text
+    row = get_installation()
+    assert (row.state, row.registration_seal) == (before.state, before.registration_seal)
+    assert not AuditEvent.objects.filter(action=AuditAction.RELEASED).exists()
+    assert not QrChallenge.objects.filter(purpose=Purpose.RELEASE).exists()

@@ -45,6 +45,7 @@ from registration.protocol.challenge import (
     ChallengeError,
     Purpose,
     authority_key,
+    chain_value,
     code_for,
     decode_token,
     next_chain,
@@ -76,6 +77,8 @@ class ProblemCode(StrEnum):
     RELEASE_UNPROVEN = "release_unproven"
     MOVES_USED_UP = "moves_used_up"
     RELEASE_NOT_LIVE = "release_not_live"
+    # A chain value the installation never had (chain.ChainVerdict.UNKNOWN).
+    NOT_THIS_INSTALLATION = "not_this_installation"
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,14 @@ class PhoneResult:
 
 @dataclass(frozen=True)
 class Scan:
-    """A token whose MAC checked: its challenge, its key K, and the license's rows."""
+    """A token whose MAC checked: its challenge, its key K, the license's rows, and the
+    console's chain value (unmasked under K; empty in version 1)."""
 
     challenge: Challenge
     key: bytes
     issued: IssuedLicense
     active: Binding | None
+    chain: bytes = b""
 
 
 def _invalid(detail: str, code: ProblemCode = ProblemCode.INVALID_TOKEN) -> PhoneResult:
@@ -224,7 +229,7 @@ def read_token(token: str) -> Scan | PhoneResult:
         # Altered on the way, or made by someone who does not hold the license file.
         log.warning("Phone token with a wrong MAC for license %s", challenge.license_id)
         return unverified(ProblemCode.INVALID_TOKEN)
-    return Scan(challenge, key, issued, active)
+    return Scan(challenge, key, issued, active, chain_value(challenge, key))
 
 
 def _timing_problem(challenge: Challenge, now: datetime) -> Problem | None:
@@ -250,12 +255,15 @@ def _timing_problem(challenge: Challenge, now: datetime) -> Problem | None:
             ProblemCode.CHALLENGE_LIFETIME,
         )
     if now >= challenge.expires_at:
-        return Problem(
-            _("This QR code has expired."),
-            (_("Click Refresh on the server and scan the new QR code."),),
-            410,
-            ProblemCode.CHALLENGE_EXPIRED,
+        again = (
+            _(
+                "Release the license again on the server's Registration page and scan the "
+                "new QR code."
+            )
+            if challenge.purpose == Purpose.RELEASE
+            else _("Click Refresh on the server and scan the new QR code.")
         )
+        return Problem(_("This QR code has expired."), (again,), 410, ProblemCode.CHALLENGE_EXPIRED)
     # A QR from the future means the two clocks disagree by more than a QR's lifetime.
     if now < challenge.issued_at - lifetime:
         return Problem(
@@ -272,7 +280,7 @@ def _is_reload(scan: Scan, now: datetime) -> bool:
         and scan.active.installation_id == scan.challenge.installation_id
         and scan.active.last_nonce == scan.challenge.nonce.hex()
         and scan.active.copied_at is None
-        and scan.challenge.chain.hex() not in scan.active.chain_refused
+        and scan.chain.hex() not in scan.active.chain_refused
         and not license_problems(scan.challenge, scan.issued, now)
     )
 
@@ -297,11 +305,11 @@ def record_binding(scan: Scan, now: datetime, client_address: str | None) -> Pho
         if issued is None:  # deleted since the token was read: as if never there
             return unverified(ProblemCode.UNKNOWN_LICENSE)
         active = issued.bindings.filter(state=BindingState.ACTIVE).first()
-        verdict = chain.classify(active, challenge)
+        verdict = chain.classify(active, challenge, scan.chain)
         problems = binding_problems(challenge, issued, active, verdict, now)
         if verdict == ChainVerdict.COPY:
             # The binding stays copied, with the copy's value, until support resolves it.
-            chain.mark_copied(active, challenge, now)
+            chain.mark_copied(active, scan.chain, now)
             active.save(update_fields=["copied_at", "copy_chain", "copy_shown_at"])
             AuditEvent.record(AuditAction.COPY_DETECTED, **who, copy_chain=active.copy_chain)
         if problems:
@@ -310,7 +318,7 @@ def record_binding(scan: Scan, now: datetime, client_address: str | None) -> Pho
             )
             return PhoneResult(challenge, issued, problems=problems)
         code = code_for(challenge, scan.key)
-        binding = _bind(issued, active, challenge, verdict, code, now)
+        binding = _bind(issued, active, challenge, scan.chain, verdict, code, now)
         AuditEvent.record(
             AuditAction.CODE_SHOWN,
             **who,
@@ -325,6 +333,7 @@ def _bind(
     issued: IssuedLicense,
     binding: Binding | None,
     challenge: Challenge,
+    value: bytes,
     verdict: ChainVerdict,
     code: str,
     now: datetime,
@@ -338,8 +347,8 @@ def _bind(
     binding.last_verified = now
     binding.last_nonce = challenge.nonce.hex()
     if verdict != ChainVerdict.NOT_CHECKED:
-        chain.advance(binding, challenge, verdict, now)
-        chain.remember_code(binding, next_chain(challenge, code), now)
+        chain.advance(binding, value, verdict, now)
+        chain.remember_code(binding, next_chain(challenge, value, code), now)
     binding.save()
     return binding
 
@@ -404,7 +413,25 @@ def binding_problems(
     if verdict in (ChainVerdict.COPY, ChainVerdict.REFUSED):
         assert active is not None
         problems.append(installation_copied(chain.other_copy_registered_at(active)))
+    if verdict == ChainVerdict.UNKNOWN:
+        problems.append(not_this_installation())
     return tuple(problems)
+
+
+def not_this_installation() -> Problem:
+    """A chain value the installation never had: the token was made from the license file
+    and the installation id, not by the installation (chain.ChainVerdict.UNKNOWN)."""
+    return Problem(
+        _("This QR code does not come from the server the license is registered to."),
+        (
+            _(
+                "Scan the QR code on that server's Registration page. If it does come from "
+                "there, ask the vendor's support staff to check the license's binding."
+            ),
+        ),
+        403,
+        ProblemCode.NOT_THIS_INSTALLATION,
+    )
 
 
 def installation_copied(other_registered_at: datetime) -> Problem:

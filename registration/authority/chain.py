@@ -1,16 +1,19 @@
 """The registration chain on the vendor's side: how copies of an installation are caught.
 
 Rules, in plain words (docs/protocol.md, "Copies of an installation"):
-- every version-2 challenge carries the console's chain value; an accepted code moves the
-  console on to next_chain(challenge, code), which the vendor, who showed the code, can
-  compute too;
+- every version-2 challenge carries the console's chain value, masked under its key K;
+  an accepted code moves the console on to next_chain(challenge, value, code), which the
+  vendor, who showed the code, can compute too;
 - per binding the vendor keeps the tip (the last value the installation presented) and
   the successors the codes it showed since would lead to;
 - a challenge carrying the tip is normal (a Refresh, a scan whose code was never typed,
   two nodes of one cluster); one carrying a successor is normal and moves the tip there;
-- anything else comes from a copy (an older value, or a successor another scan has
-  since overtaken): the binding is marked copied and every scan of it is refused until
-  support staff choose the copy to keep (support.resolve_copy);
+- a value the installation had before (an older tip, or a successor another scan has
+  since overtaken) comes from a copy: the binding is marked copied and every scan of it
+  is refused until support staff choose the copy to keep (support.resolve_copy);
+- any other value is refused and marks nothing: tokens carry the value masked under
+  their key, so only the installation (and its copies) knows one, and a token made from
+  the license file alone can neither pass nor lock the live installation out;
 - version-1 tokens carry no chain: no copy check is possible, and the page says so.
 """
 
@@ -30,65 +33,66 @@ class ChainVerdict(StrEnum):
     FIRST = "first"  # the binding has no tip yet
     AT_TIP = "at_tip"
     ADVANCED = "advanced"  # a successor: the installation registered with a shown code
-    COPY = "copy"
+    COPY = "copy"  # a value the installation had before: what a copy of it carries
+    # A value the installation never had (or had more than CHAIN_HISTORY_MAX tips ago).
+    # The value travels masked under the challenge's key, so nobody who only saw tokens
+    # knows one: this is a token made from the license file alone. Refused, and the
+    # binding is not marked, so it cannot be used to lock the live installation out.
+    UNKNOWN = "unknown"
     REFUSED = "refused"  # support chose another copy, or the binding is marked copied
 
 
-def classify(binding: Binding | None, challenge: Challenge) -> ChainVerdict:
-    """Say what a challenge's chain value means for its installation's binding."""
+def classify(binding: Binding | None, challenge: Challenge, value: bytes) -> ChainVerdict:
+    """Say what a challenge's chain value (unmasked: challenge.chain_value) means for its
+    installation's binding."""
     if challenge.version < 2:
         return ChainVerdict.NOT_CHECKED
     if binding is None or binding.installation_id != challenge.installation_id:
         return ChainVerdict.FIRST
-    value = challenge.chain.hex()
-    if binding.copied_at is not None or value in binding.chain_refused:
+    text = value.hex()
+    if binding.copied_at is not None or text in binding.chain_refused:
         return ChainVerdict.REFUSED
     if not binding.chain_tip:
         return ChainVerdict.FIRST
-    if value == binding.chain_tip:
+    if text == binding.chain_tip:
         return ChainVerdict.AT_TIP
-    if any(entry[0] == value for entry in binding.chain_successors):
+    if any(entry[0] == text for entry in binding.chain_successors):
         return ChainVerdict.ADVANCED
-    return ChainVerdict.COPY
+    if any(entry[0] == text for entry in binding.chain_past):
+        return ChainVerdict.COPY
+    return ChainVerdict.UNKNOWN
 
 
-def advance(binding: Binding, challenge: Challenge, verdict: ChainVerdict, now: datetime) -> None:
+def advance(binding: Binding, value: bytes, verdict: ChainVerdict, now: datetime) -> None:
     """Move the tip to the challenge's value when it is a successor (or the first one)."""
-    value = challenge.chain.hex()
+    text = value.hex()
     if verdict == ChainVerdict.FIRST:
-        binding.chain_tip, binding.chain_tip_shown_at = value, None
+        binding.chain_tip, binding.chain_tip_shown_at = text, None
         binding.chain_successors = []
     elif verdict == ChainVerdict.ADVANCED:
-        shown = next(entry[1] for entry in binding.chain_successors if entry[0] == value)
-        overtaken = [entry for entry in binding.chain_successors if entry[0] != value]
+        shown = next(entry[1] for entry in binding.chain_successors if entry[0] == text)
+        overtaken = [entry for entry in binding.chain_successors if entry[0] != text]
         past = [[binding.chain_tip, _iso(binding.chain_tip_shown_at)], *overtaken]
         binding.chain_past = _capped([*binding.chain_past, *past])
-        binding.chain_tip, binding.chain_tip_shown_at = value, datetime.fromisoformat(shown)
+        binding.chain_tip, binding.chain_tip_shown_at = text, datetime.fromisoformat(shown)
         binding.chain_successors = []
 
 
 def remember_code(binding: Binding, successor: bytes, now: datetime) -> None:
     """Record where the code just shown would lead (kept until the tip moves on)."""
-    value = successor.hex()
-    if any(entry[0] == value for entry in binding.chain_successors):
+    text = successor.hex()
+    if any(entry[0] == text for entry in binding.chain_successors):
         return  # a reload of the same challenge
-    binding.chain_successors = _capped([*binding.chain_successors, [value, now.isoformat()]])
+    binding.chain_successors = _capped([*binding.chain_successors, [text, now.isoformat()]])
 
 
-def mark_copied(binding: Binding, challenge: Challenge, now: datetime) -> None:
+def mark_copied(binding: Binding, value: bytes, now: datetime) -> None:
     """Mark the binding as copied, remembering the copy's value and when it registered."""
-    value = challenge.chain.hex()
+    text = value.hex()
     binding.copied_at = now
-    binding.copy_chain = value
-    shown = next((entry[1] for entry in binding.chain_past if entry[0] == value), None)
+    binding.copy_chain = text
+    shown = next((entry[1] for entry in binding.chain_past if entry[0] == text), None)
     binding.copy_shown_at = datetime.fromisoformat(shown) if shown else None
-
-
-def was_presented(binding: Binding, challenge: Challenge) -> bool:
-    """Whether the challenge's value is one the installation had before (a past tip, or a
-    successor another scan overtook): what a copy of it carries."""
-    value = challenge.chain.hex()
-    return any(entry[0] == value for entry in binding.chain_past)
 
 
 def other_copy_registered_at(binding: Binding) -> datetime:

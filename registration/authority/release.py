@@ -6,10 +6,12 @@ Rules, in plain words:
   a code shown since the tip leads to (the tip itself only when no code has been shown
   since), so the one that typed the last code shown releases. A stale copy carries one
   the installation had before, and is caught as a copy (Installation Copied), as its
-  registration would be; a holder of the license file alone knows no value at all, and
-  is refused without marking anything;
-- a license moves this way at most SELF_SERVICE_MOVES_PER_YEAR times in any 365 days;
-  beyond that, and for a server that is gone, support staff unbind it (support.unbind);
+  registration would be; a holder of the license file alone knows no value at all (the
+  tokens carry it masked under their keys), and is refused without marking anything;
+- a license moves this way at most SELF_SERVICE_MOVES_PER_YEAR times in any 365 days,
+  counted over the license and every license it renews (a renewal does not start the
+  count again); beyond that, and for a server that is gone, support staff unbind it
+  (support.unbind);
 - the release ends the binding (state Released); the license's next scan, from the new
   server or from this one, makes a new binding;
 - the license's own rules (revoked, expired, node count) do not stop a release: freeing
@@ -68,14 +70,19 @@ def release_for_phone(scan: Scan, now: datetime, client_address: str | None) -> 
         )
         if issued is None:  # deleted since the token was read: as if never there
             return unverified(ProblemCode.UNKNOWN_LICENSE)
-        active = issued.bindings.filter(state=BindingState.ACTIVE).first()
+        # The binding row too, as every writer of a binding locks it (support.unbind
+        # locks it with its license): a release never writes over an unbind.
+        active = issued.bindings.select_for_update().filter(state=BindingState.ACTIVE).first()
         if active is None and _released_by(issued, challenge):
             # A reload of the page that released it: the same answer, nothing written.
             return PhoneResult(challenge, issued, released=True)
-        problem = _release_problem(issued, active, scan, now)
+        verdict = chain.classify(active, challenge, scan.chain)
+        problem = _release_problem(issued, active, scan, verdict, now)
         if problem is not None:
-            if problem.code == ProblemCode.INSTALLATION_COPIED and active.copied_at is None:
-                chain.mark_copied(active, challenge, now)
+            # Only a value the installation had before marks the binding, as in a
+            # registration: not one support already refused (the kept copy goes on).
+            if verdict == ChainVerdict.COPY:
+                chain.mark_copied(active, scan.chain, now)
                 active.save(update_fields=["copied_at", "copy_chain", "copy_shown_at"])
                 AuditEvent.record(AuditAction.COPY_DETECTED, **who, copy_chain=active.copy_chain)
             AuditEvent.record(
@@ -100,10 +107,24 @@ def release_for_phone(scan: Scan, now: datetime, client_address: str | None) -> 
 
 
 def moves_in_window(issued: IssuedLicense, now: datetime) -> int:
-    """Return how many times the license was released in the 365 days up to now."""
-    return issued.bindings.filter(
-        state=BindingState.RELEASED, unbound_at__gt=now - MOVES_WINDOW
+    """Return how many times the license, or a license it renews, was released in the
+    365 days up to now (a renewal carries the binding over, and the count with it)."""
+    return Binding.objects.filter(
+        license_id__in=_lineage(issued),
+        state=BindingState.RELEASED,
+        unbound_at__gt=now - MOVES_WINDOW,
     ).count()
+
+
+def _lineage(issued: IssuedLicense) -> list[int]:
+    """Return the primary keys of the license and of every license it renews."""
+    keys, renews = [issued.pk], issued.renews_id
+    # Bounded: a lineage is a chain (a license renews at most one), and no contract is
+    # renewed this often; the bound only stops a corrupted, cyclic one.
+    while renews is not None and renews not in keys and len(keys) < 1000:
+        keys.append(renews)
+        renews = IssuedLicense.objects.filter(pk=renews).values_list("renews_id", flat=True)[0]
+    return keys
 
 
 def _released_by(issued: IssuedLicense, challenge) -> bool:
@@ -115,10 +136,24 @@ def _released_by(issued: IssuedLicense, challenge) -> bool:
 
 
 def _release_problem(
-    issued: IssuedLicense, active: Binding | None, scan: Scan, now: datetime
+    issued: IssuedLicense, active: Binding | None, scan: Scan, verdict: ChainVerdict, now: datetime
 ) -> Problem | None:
     """The one reason this installation may not release the license now, if any."""
     challenge = scan.challenge
+    if active is None and issued.renewals.filter(revoked_at__isnull=True).exists():
+        # The binding moved to the renewal when it was issued (issuing.py): this server
+        # still has the renewed file installed.
+        return Problem(
+            _("This license was renewed."),
+            (
+                _(
+                    "Upload the renewal the vendor sent on this server, then release the "
+                    "license again."
+                ),
+            ),
+            409,
+            ProblemCode.RENEWED,
+        )
     if active is None:
         return Problem(
             _("Nothing to release"),
@@ -143,12 +178,9 @@ def _release_problem(
             409,
             ProblemCode.BOUND_ELSEWHERE,
         )
-    verdict = chain.classify(active, challenge)
-    if verdict == ChainVerdict.REFUSED or (
-        verdict == ChainVerdict.COPY and chain.was_presented(active, challenge)
-    ):
+    if verdict in (ChainVerdict.REFUSED, ChainVerdict.COPY):
         return installation_copied(chain.other_copy_registered_at(active))
-    if verdict == ChainVerdict.COPY:
+    if verdict == ChainVerdict.UNKNOWN:
         # A value this installation never had: made from the license file and the
         # installation id (both seen by many), not by the installation. Not a copy, so the
         # binding is not marked: the live installation can still release it.

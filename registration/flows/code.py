@@ -89,7 +89,11 @@ def submit_code(
         # The one costly step (an scrypt); at most LOCKOUT_MAX_ATTEMPTS of them run per
         # lockout, since the row lock above serialises every submission.
         if check_verifier(challenge.code_verifier, code, proto.digest(), verifier_pepper()):
-            return _accept(row, challenge, next_chain(proto, code), now, actor, client_address)
+            # The row's chain is the one this challenge carries (masked): only accepting a
+            # code moves it, and a new challenge supersedes every open one, so it has not
+            # moved since this challenge was issued.
+            successor = next_chain(proto, bytes.fromhex(row.chain), code)
+            return _accept(row, challenge, successor, now, actor, client_address)
         return _refuse(row, challenge, now, actor, client_address)
 
 

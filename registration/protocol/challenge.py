@@ -8,8 +8,10 @@ the same K from its private key and the server's public key carried in the token
 Version 2's code is RFC 6287 OCRA (suite OCRA-1:HOTP-SHA256-6:QH64, Q = SHA-256 of the
 canonical bytes), so the console checks a code offline, any change to any challenge
 field changes the code, and any OCRA implementation can compute it. Version 2 also
-carries the console's registration chain value (copies of an installation are caught by
-it: authority/chain.py). Consoles make version 2; the vendor still reads version 1.
+carries the console's registration chain value, masked under K (copies of an installation
+are caught by it: authority/chain.py): the value itself is a secret of the installation
+and the vendor, so a token seen in a browser history or a log does not give it away.
+Consoles make version 2; the vendor still reads version 1.
 
 Nothing here touches the database; see docs/protocol.md for the layout and threat model.
 """
@@ -52,6 +54,9 @@ _OCRA_Q_PADDING = bytes(128 - 32)
 # 10 with a 64-byte node name.
 CHAIN_BYTES = 8
 CHAIN_CONTEXT = b"licserver/chain/v2\n"
+# The token carries the chain value XOR the first 8 bytes of HMAC-SHA256(K, this): a
+# fresh K per challenge makes it a one-time pad, and only K's holders can unmask it.
+CHAIN_MASK_CONTEXT = b"licserver/chain-mask/v2\n"
 MAC_BYTES = 8
 NONCE_BYTES = 16
 CODE_DIGITS = 6
@@ -106,7 +111,8 @@ class Challenge:
     kid: str
     server_public: bytes
     version: int = PROTOCOL_VERSION
-    # The console's registration chain value (version 2; empty in version 1).
+    # The chain field as the token carries it: the console's registration chain value
+    # masked under K (chain_mask; version 2; empty in version 1). chain_value() unmasks it.
     chain: bytes = bytes(CHAIN_BYTES)
 
     def __post_init__(self) -> None:
@@ -239,7 +245,8 @@ def new_challenge(
     nonce: bytes | None = None,
 ) -> tuple[Challenge, bytes]:
     """Return a fresh version-2 challenge and its key K; the server's private key is not
-    kept. server_private and nonce are fresh unless given (test vectors give them)."""
+    kept. chain is the installation's chain value (the token carries it masked under K).
+    server_private and nonce are fresh unless given (test vectors give them)."""
     if len(node_name.encode("utf-8")) > NODE_NAME_MAX_BYTES or has_control_characters(node_name):
         raise ValueError("node name is too long for a challenge, or has control characters")
     if not KID_PATTERN.fullmatch(kid):
@@ -253,6 +260,7 @@ def new_challenge(
     server_public = _raw_public(server_private.public_key())
     shared = server_private.exchange(_authority_point(authority_public))
     del server_private  # K is all the server keeps, and only until the code is made.
+    key = derive_key(shared, server_public, authority_public, kid, license_secret)
     # The checks above are __post_init__'s and more (chain and nonce lengths).
     challenge = _assemble(
         version=PROTOCOL_VERSION,
@@ -266,9 +274,9 @@ def new_challenge(
         expires_at=issued_at + timedelta(seconds=ttl_seconds),
         kid=kid,
         server_public=server_public,
-        chain=chain,
+        chain=_xor(chain, chain_mask(key)),
     )
-    return challenge, derive_key(shared, server_public, authority_public, kid, license_secret)
+    return challenge, key
 
 
 @lru_cache(maxsize=8)
@@ -318,12 +326,32 @@ def code_for(challenge: Challenge, key: bytes) -> str:
     return dynamic_truncate(hmac_sha256(key, challenge.digest()), CODE_DIGITS)
 
 
-def next_chain(challenge: Challenge, code: str) -> bytes:
+def chain_mask(key: bytes) -> bytes:
+    """Return the 8 bytes that mask a challenge's chain value under its key K."""
+    return hmac_sha256(key, CHAIN_MASK_CONTEXT)[:CHAIN_BYTES]
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(len(left), "big")
+
+
+def chain_value(challenge: Challenge, key: bytes) -> bytes:
+    """Return the console's chain value a challenge carries (empty in version 1).
+
+    Call only after the token's MAC checked under key.
+    """
+    if challenge.version < 2:
+        return b""
+    return _xor(challenge.chain, chain_mask(key))
+
+
+def next_chain(challenge: Challenge, chain: bytes, code: str) -> bytes:
     """Return the chain value after a registration with this challenge and its code.
 
-    The vendor, who showed the code, derives the same value; see docs/protocol.md.
+    chain is the value the challenge carries (unmasked). The vendor, who showed the code,
+    derives the same value; see docs/protocol.md.
     """
-    material = CHAIN_CONTEXT + challenge.chain + challenge.digest() + code.encode("ascii")
+    material = CHAIN_CONTEXT + chain + challenge.digest() + code.encode("ascii")
     return hashlib.sha256(material).digest()[:CHAIN_BYTES]
 
 

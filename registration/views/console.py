@@ -318,7 +318,11 @@ def release_license(request: HttpRequest) -> HttpResponse:
     form = ReleaseForm(request.POST, expected=lic.project_name)
     if not form.is_valid():
         return _page(request, status=400, release_form=form)
-    releases.release_registration(actor=request.user)
+    try:
+        releases.release_registration(actor=request.user)
+    except LookupError:  # the license was removed meanwhile, or no vendor key is pinned
+        messages.error(request, _("Upload a license first."))
+        return _page(request, status=409, show_form=True)
     messages.success(
         request,
         _(
