@@ -232,3 +232,89 @@ def test_a_value_the_installation_never_had_is_refused_and_marks_nothing(registe
     assert binding.copied_at is None
     assert not AuditEvent.objects.filter(action=AuditAction.COPY_DETECTED).exists()
     assert verify_for_phone(refresh_challenge().challenge.token, now=binding.first_bound).ok
+
+
+def test_a_link_opened_again_after_the_installation_moved_on_is_not_a_copy(
+    registered, frozen_clock
+):
+    """The admin's phone reloads an old tab (or someone opens a link from a chat) within
+    its five minutes, after a newer QR code was scanned: refused, nothing marked."""
+    from registration import clock
+
+    first = refresh_challenge().challenge
+    assert verify_for_phone(first.token, now=clock.now()).ok
+    newer = refresh_challenge().challenge  # carries the value the first one had
+    code = verify_for_phone(newer.token, now=clock.now()).code
+    assert submit_code(code).outcome == Outcome.ACCEPTED
+    assert verify_for_phone(refresh_challenge().challenge.token, now=clock.now()).ok  # moved on
+    frozen_clock.advance(minutes=4, seconds=59)
+
+    again = verify_for_phone(newer.token, now=clock.now())
+
+    assert _codes(again) == ["challenge_used"] and again.status == 409
+    assert str(again.problems[0].title) == "This QR code was already used."
+    assert Binding.objects.get().copied_at is None
+    assert not AuditEvent.objects.filter(action=AuditAction.COPY_DETECTED).exists()
+
+
+def test_a_copy_is_still_caught_within_five_minutes_of_the_other_scan(registered, frozen_clock):
+    """The nonces kept are the scanned tokens' own: a copy's token is new, so it is caught."""
+    a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
+    assert a.scan_and_register().ok
+    assert a.scan_and_register().ok
+    frozen_clock.advance(seconds=30)
+
+    assert _codes(b.scan_and_register()) == [COPIED]
+
+
+def test_a_version_1_token_gets_no_code_while_the_binding_is_marked_copied(copied):
+    row = Installation.objects.select_related("license").get()
+    token = v1_token(row.license.license_id, installation_id=row.installation_id)
+
+    refused = verify_for_phone(token, now=copied.copied_at)
+
+    assert _codes(refused) == [COPIED] and not refused.code
+
+
+def _bound_by_version_1(issue) -> tuple[object, Binding]:
+    _lic, text = issue(max_nodes=2)
+    assert upload_license(text.encode(), "container").accepted
+    row = Installation.objects.select_related("license").get()
+    token = v1_token(row.license.license_id, installation_id=row.installation_id)
+    from registration import clock
+
+    assert verify_for_phone(token, now=clock.now()).ok
+    return row, Binding.objects.get()
+
+
+def test_on_a_binding_a_version_1_console_made_a_second_claimant_goes_to_support(
+    issue, frozen_clock, django_user_model
+):
+    """The first version-2 value is adopted (nothing proves whose it is); a value the
+    binding never had is then a conflict support staff decide, not a silent refusal."""
+    import secrets
+
+    from registration import clock
+    from tests.phone_steps import crafted_token
+
+    row, binding = _bound_by_version_1(issue)
+    # Someone with the file, and the installation id from a link, scans first...
+    first = crafted_token(
+        row.license.license_id,
+        installation_id=row.installation_id,
+        chain=secrets.token_bytes(8),
+    )
+    assert verify_for_phone(first, now=clock.now()).ok
+    binding.refresh_from_db()
+    assert binding.chain_adopted_at == clock.now()
+
+    # ...then the upgraded console itself: refused as a copy, and support can keep it.
+    live = verify_for_phone(refresh_challenge().challenge.token, now=clock.now())
+
+    assert _codes(live) == [COPIED]
+    binding.refresh_from_db()
+    assert binding.copied_at is not None
+    url = reverse("admin:authority_binding_resolve_copy", args=[binding.pk])
+    support = _support_client(django_user_model)
+    assert support.post(url, {"keep": "copy", "reason": "The customer's server"}).status_code == 302
+    assert verify_for_phone(refresh_challenge().challenge.token, now=clock.now()).ok

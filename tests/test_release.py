@@ -311,21 +311,27 @@ def test_a_scan_whose_code_was_never_typed_is_registered_once_more_first(
     assert RELEASED in phone(client, release_here().token).text
 
 
-def test_a_server_bound_before_the_chain_registers_once_more_first(
+def test_a_server_bound_by_an_older_version_is_released_by_support_only(
     frozen_clock, issue, client: Client
 ):
+    """A version-1 console bound it: nothing proves which server holds it, not even after
+    the upgraded console (or someone with the file) presented a value since."""
     lic, text = issue(expires_at=date(2028, 12, 31))
     assert upload_license(text.encode(), "container").accepted
     row = get_installation()
-    # Bound by a version-1 console: the vendor has no chain value for it yet.
     v1 = v1_token(lic.license_id, installation_id=row.installation_id)
     assert phone(client, v1).status_code == 200
 
-    response = phone(client, release_here().token)
+    before = phone(client, release_here().token)
+    assert submit_code(phone_code(refresh_challenge().challenge)).outcome == Outcome.ACCEPTED
+    after = phone(client, release_here().token)
 
-    assert response.status_code == 409
-    assert "This server cannot release the license yet." in response.text
-    assert Binding.objects.get().state == BindingState.ACTIVE
+    for response in (before, after):
+        assert response.status_code == 409
+        assert "This license cannot be released from here." in response.text
+        assert "Ask the vendor&#x27;s support staff to unbind it." in response.text
+    binding = Binding.objects.get()
+    assert binding.state == BindingState.ACTIVE and binding.chain_adopted_at == clock.now()
 
 
 def test_nothing_to_release_when_the_license_is_free(frozen_clock, issue, client: Client):
@@ -599,8 +605,33 @@ def test_a_release_that_cannot_make_its_qr_changes_nothing(
     response = manager_client.post(RELEASE, {"project_name": "Reports"})
 
     assert response.status_code == 409
-    assert "Upload a license first." in response.text
+    assert "No verification service key is configured on this server" in response.text
     row = get_installation()
     assert (row.state, row.registration_seal) == (before.state, before.registration_seal)
     assert not AuditEvent.objects.filter(action=AuditAction.RELEASED).exists()
     assert not QrChallenge.objects.filter(purpose=Purpose.RELEASE).exists()
+
+
+def test_moves_made_under_a_renewal_count_after_it_is_revoked(
+    registered, frozen_clock, client: Client, staff
+):
+    """Revoking a renewal gives its binding back to the license it renewed, and the moves
+    made under the renewal go back with it."""
+    from registration.authority.models import IssuedLicense
+    from registration.authority.release import moves_in_window
+    from registration.authority.support import revoke
+    from registration.flows.upload import UploadOutcome
+
+    lic, _text = registered
+    renewal = _renewal_of(lic)
+    frozen_clock.advance(minutes=1)
+    assert upload_license(renewal.encode(), "container").outcome == UploadOutcome.RENEWED
+    move_once(client, renewal)
+    renewed = IssuedLicense.objects.get(renews__isnull=False)
+    original = IssuedLicense.objects.get(license_id=lic.license_id)
+    assert moves_in_window(original, clock.now()) == 1
+
+    revoke(renewed.pk, actor=staff, reason="Issued by mistake", now=clock.now())
+
+    assert Binding.objects.get(state=BindingState.ACTIVE).license == original
+    assert moves_in_window(original, clock.now()) == 1

@@ -79,6 +79,10 @@ class ProblemCode(StrEnum):
     RELEASE_NOT_LIVE = "release_not_live"
     # A chain value the installation never had (chain.ChainVerdict.UNKNOWN).
     NOT_THIS_INSTALLATION = "not_this_installation"
+    # A token scanned before, after the installation moved on (chain.ChainVerdict.REPLAYED).
+    CHALLENGE_USED = "challenge_used"
+    # A binding a version-1 console made cannot be released by self-service.
+    RELEASE_NEEDS_SUPPORT = "release_needs_support"
 
 
 @dataclass(frozen=True)
@@ -255,15 +259,12 @@ def _timing_problem(challenge: Challenge, now: datetime) -> Problem | None:
             ProblemCode.CHALLENGE_LIFETIME,
         )
     if now >= challenge.expires_at:
-        again = (
-            _(
-                "Release the license again on the server's Registration page and scan the "
-                "new QR code."
-            )
-            if challenge.purpose == Purpose.RELEASE
-            else _("Click Refresh on the server and scan the new QR code.")
+        return Problem(
+            _("This QR code has expired."),
+            (scan_again(challenge),),
+            410,
+            ProblemCode.CHALLENGE_EXPIRED,
         )
-        return Problem(_("This QR code has expired."), (again,), 410, ProblemCode.CHALLENGE_EXPIRED)
     # A QR from the future means the two clocks disagree by more than a QR's lifetime.
     if now < challenge.issued_at - lifetime:
         return Problem(
@@ -271,6 +272,25 @@ def _timing_problem(challenge: Challenge, now: datetime) -> Problem | None:
             (_("The server's clock is ahead of the verification service's clock."),),
         )
     return None
+
+
+def scan_again(challenge: Challenge) -> str:
+    """Say how to get a new QR code of the same kind."""
+    if challenge.purpose == Purpose.RELEASE:
+        return _(
+            "Release the license again on the server's Registration page and scan the new QR code."
+        )
+    return _("Click Refresh on the server and scan the new QR code.")
+
+
+def challenge_used(challenge: Challenge) -> Problem:
+    """A token scanned before, whose value the installation has since moved past."""
+    return Problem(
+        _("This QR code was already used."),
+        (scan_again(challenge),),
+        409,
+        ProblemCode.CHALLENGE_USED,
+    )
 
 
 def _is_reload(scan: Scan, now: datetime) -> bool:
@@ -349,6 +369,7 @@ def _bind(
     if verdict != ChainVerdict.NOT_CHECKED:
         chain.advance(binding, value, verdict, now)
         chain.remember_code(binding, next_chain(challenge, value, code), now)
+        chain.remember_scan(binding, challenge, now)
     binding.save()
     return binding
 
@@ -415,6 +436,8 @@ def binding_problems(
         problems.append(installation_copied(chain.other_copy_registered_at(active)))
     if verdict == ChainVerdict.UNKNOWN:
         problems.append(not_this_installation())
+    if verdict == ChainVerdict.REPLAYED:
+        problems.append(challenge_used(challenge))
     return tuple(problems)
 
 

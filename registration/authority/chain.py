@@ -11,9 +11,13 @@ Rules, in plain words (docs/protocol.md, "Copies of an installation"):
 - a value the installation had before (an older tip, or a successor another scan has
   since overtaken) comes from a copy: the binding is marked copied and every scan of it
   is refused until support staff choose the copy to keep (support.resolve_copy);
+- a past value in a token scanned before (its nonce seen within its lifetime: a reloaded
+  page, a link opened again) is refused and marks nothing;
 - any other value is refused and marks nothing: tokens carry the value masked under
   their key, so only the installation (and its copies) knows one, and a token made from
-  the license file alone can neither pass nor lock the live installation out;
+  the license file alone can neither pass nor lock the live installation out. Except on
+  a binding a version-1 console made, whose tip was adopted from the first version-2
+  scan: nothing proved who that was, so another value is a conflict for support;
 - version-1 tokens carry no chain: no copy check is possible, and the page says so.
 """
 
@@ -39,18 +43,25 @@ class ChainVerdict(StrEnum):
     # knows one: this is a token made from the license file alone. Refused, and the
     # binding is not marked, so it cannot be used to lock the live installation out.
     UNKNOWN = "unknown"
+    # A past value from a token scanned before, within its lifetime: a reloaded page or
+    # a link opened again after the installation moved on. Not a copy (a copy makes
+    # tokens of its own, with fresh nonces); refused, nothing marked.
+    REPLAYED = "replayed"
     REFUSED = "refused"  # support chose another copy, or the binding is marked copied
 
 
 def classify(binding: Binding | None, challenge: Challenge, value: bytes) -> ChainVerdict:
     """Say what a challenge's chain value (unmasked: challenge.chain_value) means for its
     installation's binding."""
+    own = binding is not None and binding.installation_id == challenge.installation_id
+    if own and binding.copied_at is not None:
+        return ChainVerdict.REFUSED  # whatever the version: a marked binding waits for support
     if challenge.version < 2:
         return ChainVerdict.NOT_CHECKED
-    if binding is None or binding.installation_id != challenge.installation_id:
+    if not own:
         return ChainVerdict.FIRST
     text = value.hex()
-    if binding.copied_at is not None or text in binding.chain_refused:
+    if text in binding.chain_refused:
         return ChainVerdict.REFUSED
     if not binding.chain_tip:
         return ChainVerdict.FIRST
@@ -59,6 +70,14 @@ def classify(binding: Binding | None, challenge: Challenge, value: bytes) -> Cha
     if any(entry[0] == text for entry in binding.chain_successors):
         return ChainVerdict.ADVANCED
     if any(entry[0] == text for entry in binding.chain_past):
+        scanned = challenge.nonce.hex()
+        if any(entry[0] == scanned for entry in binding.recent_nonces):
+            return ChainVerdict.REPLAYED
+        return ChainVerdict.COPY
+    if binding.chain_adopted_at is not None:
+        # The tip was adopted from whoever scanned first after a version-1 console bound
+        # the license (see Binding.chain_adopted_at): two parties now claim to be the
+        # installation, and support staff choose, as between copies.
         return ChainVerdict.COPY
     return ChainVerdict.UNKNOWN
 
@@ -67,6 +86,8 @@ def advance(binding: Binding, value: bytes, verdict: ChainVerdict, now: datetime
     """Move the tip to the challenge's value when it is a successor (or the first one)."""
     text = value.hex()
     if verdict == ChainVerdict.FIRST:
+        if binding.pk is not None and not binding.chain_tip:
+            binding.chain_adopted_at = now  # bound by a version-1 console
         binding.chain_tip, binding.chain_tip_shown_at = text, None
         binding.chain_successors = []
     elif verdict == ChainVerdict.ADVANCED:
@@ -84,6 +105,15 @@ def remember_code(binding: Binding, successor: bytes, now: datetime) -> None:
     if any(entry[0] == text for entry in binding.chain_successors):
         return  # a reload of the same challenge
     binding.chain_successors = _capped([*binding.chain_successors, [text, now.isoformat()]])
+
+
+def remember_scan(binding: Binding, challenge: Challenge, now: datetime) -> None:
+    """Record a scanned token's nonce until it expires (kept CHALLENGE_TTL_SECONDS)."""
+    scanned = challenge.nonce.hex()
+    live = [entry for entry in binding.recent_nonces if datetime.fromisoformat(entry[1]) > now]
+    if not any(entry[0] == scanned for entry in live):
+        live.append([scanned, challenge.expires_at.isoformat()])
+    binding.recent_nonces = _capped(live)
 
 
 def mark_copied(binding: Binding, value: bytes, now: datetime) -> None:

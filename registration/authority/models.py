@@ -106,6 +106,15 @@ class Binding(models.Model):
     chain_past = models.JSONField(default=list, blank=True, verbose_name=_("past tips"))
     # Values support staff chose against when they resolved a copy: refused from then on.
     chain_refused = models.JSONField(default=list, blank=True, verbose_name=_("refused tips"))
+    # When a version-2 console first presented a value for a binding a version-1 console
+    # made: nothing proves which server that was, so the binding is not released by
+    # self-service, and a value it never had is a conflict for support (chain.py).
+    chain_adopted_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("chain adopted at")
+    )
+    # Nonces of the tokens scanned in the last CHALLENGE_TTL_SECONDS, with their expiry:
+    # a page reloaded, or a link opened again, is not a copy (chain.py).
+    recent_nonces = models.JSONField(default=list, blank=True, verbose_name=_("recent scans"))
     copied_at = models.DateTimeField(null=True, blank=True, verbose_name=_("copy detected at"))
     copy_chain = models.CharField(max_length=32, blank=True, verbose_name=_("copy's tip"))
     copy_shown_at = models.DateTimeField(

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -33,6 +34,7 @@ from registration.authority.binding import (
     Problem,
     ProblemCode,
     Scan,
+    challenge_used,
     installation_copied,
     unverified,
 )
@@ -85,6 +87,10 @@ def release_for_phone(scan: Scan, now: datetime, client_address: str | None) -> 
                 chain.mark_copied(active, scan.chain, now)
                 active.save(update_fields=["copied_at", "copy_chain", "copy_shown_at"])
                 AuditEvent.record(AuditAction.COPY_DETECTED, **who, copy_chain=active.copy_chain)
+            elif active is not None and active.installation_id == challenge.installation_id:
+                # Opened again after the installation moved on, it is a reload, not a copy.
+                chain.remember_scan(active, challenge, now)
+                active.save(update_fields=["recent_nonces"])
             AuditEvent.record(
                 AuditAction.BINDING_REFUSED, **who, purpose="release", problems=[str(problem.code)]
             )
@@ -107,8 +113,9 @@ def release_for_phone(scan: Scan, now: datetime, client_address: str | None) -> 
 
 
 def moves_in_window(issued: IssuedLicense, now: datetime) -> int:
-    """Return how many times the license, or a license it renews, was released in the
-    365 days up to now (a renewal carries the binding over, and the count with it)."""
+    """Return how many times the license, or another of its lineage (renewed or renewing),
+    was released in the 365 days up to now (a renewal carries the binding over, and the
+    count with it)."""
     return Binding.objects.filter(
         license_id__in=_lineage(issued),
         state=BindingState.RELEASED,
@@ -116,14 +123,18 @@ def moves_in_window(issued: IssuedLicense, now: datetime) -> int:
     ).count()
 
 
-def _lineage(issued: IssuedLicense) -> list[int]:
-    """Return the primary keys of the license and of every license it renews."""
-    keys, renews = [issued.pk], issued.renews_id
-    # Bounded: a lineage is a chain (a license renews at most one), and no contract is
-    # renewed this often; the bound only stops a corrupted, cyclic one.
-    while renews is not None and renews not in keys and len(keys) < 1000:
-        keys.append(renews)
-        renews = IssuedLicense.objects.filter(pk=renews).values_list("renews_id", flat=True)[0]
+def _lineage(issued: IssuedLicense) -> set[int]:
+    """Return the primary keys of the license, the licenses it renews and the renewals of
+    any of them (revoked ones too: a revoked renewal gives its binding back, and its
+    moves with it)."""
+    keys: set[int] = {issued.pk}
+    frontier = {issued.pk}
+    # Bounded: no contract is renewed this often; the bound only stops a corrupted one.
+    while frontier and len(keys) < 1000:
+        rows = IssuedLicense.objects.filter(Q(pk__in=frontier) | Q(renews_id__in=frontier))
+        found = {key for pair in rows.values_list("pk", "renews_id") for key in pair if key}
+        frontier = found - keys
+        keys |= found
     return keys
 
 
@@ -180,6 +191,8 @@ def _release_problem(
         )
     if verdict in (ChainVerdict.REFUSED, ChainVerdict.COPY):
         return installation_copied(chain.other_copy_registered_at(active))
+    if verdict == ChainVerdict.REPLAYED:
+        return challenge_used(challenge)
     if verdict == ChainVerdict.UNKNOWN:
         # A value this installation never had: made from the license file and the
         # installation id (both seen by many), not by the installation. Not a copy, so the
@@ -195,13 +208,26 @@ def _release_problem(
             403,
             ProblemCode.RELEASE_NOT_LIVE,
         )
-    if verdict == ChainVerdict.FIRST or (
-        verdict == ChainVerdict.AT_TIP and active.chain_successors
-    ):
-        # Bound by an older console (no chain value yet), or a code was shown since this
-        # value and not typed here: either the code was never typed, or another copy typed
-        # it and has not scanned since. Only the installation that typed the last code
-        # shown releases, so this one registers once more first.
+    if active.chain_adopted_at is not None or not active.chain_tip:
+        # A version-1 console bound it: no value proves which server holds it, not even
+        # after a version-2 console adopted one (chain.advance).
+        return Problem(
+            _("This license cannot be released from here."),
+            (
+                _(
+                    "It was registered by an older version of the product, which cannot "
+                    "prove which server holds it."
+                ),
+                _("Ask the vendor's support staff to unbind it."),
+            ),
+            409,
+            ProblemCode.RELEASE_NEEDS_SUPPORT,
+        )
+    if verdict == ChainVerdict.AT_TIP and active.chain_successors:
+        # A code was shown since this value and not typed here: either the code was never
+        # typed, or another copy typed it and has not scanned since. Only the
+        # installation that typed the last code shown releases, so this one registers
+        # once more first.
         return Problem(
             _("This server cannot release the license yet."),
             (

@@ -53,12 +53,16 @@ def verifier_cost() -> ScryptCost:
     )
 
 
+class NoAuthorityKey(LookupError):
+    """No verification service key is pinned for new challenges (a setting, not input)."""
+
+
 def authority_kid() -> str:
     """Return the key id of the verification service new challenges are made for."""
     pinned = settings.AUTHORITY_PUBLIC_KEYS
     kid = settings.AUTHORITY_KID or (sorted(pinned)[-1] if pinned else "")
     if kid not in pinned:
-        raise LookupError("no verification service key is pinned (AUTHORITY_PUBLIC_KEYS)")
+        raise NoAuthorityKey("no verification service key is pinned (AUTHORITY_PUBLIC_KEYS)")
     return kid
 
 

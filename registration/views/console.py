@@ -253,15 +253,29 @@ def _iso_date(value: object) -> date | None:
         return None
 
 
+def _no_qr_code(request: HttpRequest, reason: LookupError) -> HttpResponse:
+    """Say why no QR code could be made: no license here, or no vendor key configured."""
+    if isinstance(reason, challenges.NoAuthorityKey):
+        messages.error(
+            request,
+            _(
+                "No verification service key is configured on this server "
+                "(AUTHORITY_PUBLIC_KEYS), so no QR code can be made. Ask its operator."
+            ),
+        )
+        return _page(request, status=409)
+    messages.error(request, _("Upload a license first."))
+    return _page(request, status=409, show_form=True)
+
+
 @require_POST
 @manager_required
 @rate_limited("challenge", "RATE_CHALLENGE")
 def refresh_challenge(request: HttpRequest) -> HttpResponse:
     try:
         result = challenges.refresh_challenge(actor=request.user)
-    except LookupError:
-        messages.error(request, _("Upload a license first."))
-        return _page(request, status=409, show_form=True)
+    except LookupError as exc:
+        return _no_qr_code(request, exc)
     if result.causes:
         return _page(request, status=422, causes=result.causes)
     return redirect("registration:registration")
@@ -320,9 +334,8 @@ def release_license(request: HttpRequest) -> HttpResponse:
         return _page(request, status=400, release_form=form)
     try:
         releases.release_registration(actor=request.user)
-    except LookupError:  # the license was removed meanwhile, or no vendor key is pinned
-        messages.error(request, _("Upload a license first."))
-        return _page(request, status=409, show_form=True)
+    except LookupError as exc:  # the license was removed meanwhile, or no vendor key
+        return _no_qr_code(request, exc)
     messages.success(
         request,
         _(
