@@ -149,8 +149,10 @@ def test_a_reload_of_the_phone_page_is_not_a_copy(registered, client: Client):
 
 
 def test_a_version_1_token_gets_a_code_and_says_no_copy_check_was_possible(
-    registered, client: Client
+    issue, frozen_clock, client: Client
 ):
+    _lic, text = issue(max_nodes=2)
+    assert upload_license(text.encode(), "container").accepted
     row = Installation.objects.select_related("license").get()
     token = v1_token(row.license.license_id, installation_id=row.installation_id)
 
@@ -160,6 +162,22 @@ def test_a_version_1_token_gets_a_code_and_says_no_copy_check_was_possible(
     assert "No copy check was possible" in page.content.decode()
     entry = AuditEvent.objects.filter(action=AuditAction.CODE_SHOWN).latest("id")
     assert entry.detail["copy_check"] == "not_possible"
+
+
+def test_a_version_1_token_is_refused_once_a_version_2_console_registered(
+    registered, client: Client
+):
+    """A console does not downgrade: such a token is a node not upgraded yet, or one made
+    from the license file, and nothing checks it against the chain."""
+    row = Installation.objects.select_related("license").get()
+    token = v1_token(row.license.license_id, installation_id=row.installation_id)
+
+    page = client.get(reverse("phone:verify", args=[token]))
+
+    assert page.status_code == 409
+    assert "This QR code was made by an older version of the product." in page.text
+    assert 'id="verification-code"' not in page.text
+    assert Binding.objects.get().copied_at is None
 
 
 # --- Support staff --------------------------------------------------------------------
@@ -243,26 +261,52 @@ def test_a_link_opened_again_after_the_installation_moved_on_is_not_a_copy(
 
     first = refresh_challenge().challenge
     assert verify_for_phone(first.token, now=clock.now()).ok
+    frozen_clock.advance(seconds=10)
     newer = refresh_challenge().challenge  # carries the value the first one had
     code = verify_for_phone(newer.token, now=clock.now()).code
+    frozen_clock.advance(seconds=10)  # the admin types the code
     assert submit_code(code).outcome == Outcome.ACCEPTED
+    frozen_clock.advance(seconds=10)
     assert verify_for_phone(refresh_challenge().challenge.token, now=clock.now()).ok  # moved on
-    frozen_clock.advance(minutes=4, seconds=59)
+    frozen_clock.advance(minutes=4, seconds=29)  # still within the newer QR code's 5 minutes
 
     again = verify_for_phone(newer.token, now=clock.now())
 
-    assert _codes(again) == ["challenge_used"] and again.status == 409
-    assert str(again.problems[0].title) == "This QR code was already used."
+    assert _codes(again) == ["challenge_stale"] and again.status == 409
+    assert str(again.problems[0].title) == "This QR code is out of date."
     assert Binding.objects.get().copied_at is None
     assert not AuditEvent.objects.filter(action=AuditAction.COPY_DETECTED).exists()
 
 
-def test_a_copy_is_still_caught_within_five_minutes_of_the_other_scan(registered, frozen_clock):
-    """The nonces kept are the scanned tokens' own: a copy's token is new, so it is caught."""
+def test_another_nodes_qr_code_never_scanned_is_not_a_copy_after_a_registration(
+    registered, frozen_clock
+):
+    """Node 1 still shows its QR code when node 2 clicks Refresh; node 2's is scanned, the
+    code typed, the server scans again; then someone scans node 1's screen."""
+    from registration import clock
+
+    on_node_1 = refresh_challenge().challenge  # never scanned
+    frozen_clock.advance(seconds=20)
+    on_node_2 = refresh_challenge().challenge
+    assert submit_code(verify_for_phone(on_node_2.token, now=clock.now()).code).outcome == (
+        Outcome.ACCEPTED
+    )
+    frozen_clock.advance(seconds=20)
+    assert verify_for_phone(refresh_challenge().challenge.token, now=clock.now()).ok
+    frozen_clock.advance(seconds=20)
+
+    late = verify_for_phone(on_node_1.token, now=clock.now())
+
+    assert _codes(late) == ["challenge_stale"]
+    assert Binding.objects.get().copied_at is None
+
+
+def test_a_copy_is_still_caught_the_second_after_the_other_scan(registered, frozen_clock):
+    """Only tokens made before the other copy's scan are stale: a copy's next one is not."""
     a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
     assert a.scan_and_register().ok
     assert a.scan_and_register().ok
-    frozen_clock.advance(seconds=30)
+    frozen_clock.advance(seconds=1)
 
     assert _codes(b.scan_and_register()) == [COPIED]
 
@@ -309,12 +353,24 @@ def test_on_a_binding_a_version_1_console_made_a_second_claimant_goes_to_support
     assert binding.chain_adopted_at == clock.now()
 
     # ...then the upgraded console itself: refused as a copy, and support can keep it.
+    frozen_clock.advance(days=30)
     live = verify_for_phone(refresh_challenge().challenge.token, now=clock.now())
 
     assert _codes(live) == [COPIED]
+    # The other claimant "registered" when its value was adopted, not when v1 bound it.
+    assert "registered on 2026/06/01 12:00 UTC" in str(live.problems[0].details[0])
     binding.refresh_from_db()
     assert binding.copied_at is not None
     url = reverse("admin:authority_binding_resolve_copy", args=[binding.pk])
     support = _support_client(django_user_model)
     assert support.post(url, {"keep": "copy", "reason": "The customer's server"}).status_code == 302
     assert verify_for_phone(refresh_challenge().challenge.token, now=clock.now()).ok
+    # Support vouched for it: another made-up value is now refused and marks nothing.
+    again = crafted_token(
+        row.license.license_id,
+        installation_id=row.installation_id,
+        chain=secrets.token_bytes(8),
+    )
+    assert _codes(verify_for_phone(again, now=clock.now())) == ["not_this_installation"]
+    binding.refresh_from_db()
+    assert binding.copied_at is None and binding.chain_adopted_at is None

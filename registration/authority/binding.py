@@ -79,8 +79,10 @@ class ProblemCode(StrEnum):
     RELEASE_NOT_LIVE = "release_not_live"
     # A chain value the installation never had (chain.ChainVerdict.UNKNOWN).
     NOT_THIS_INSTALLATION = "not_this_installation"
-    # A token scanned before, after the installation moved on (chain.ChainVerdict.REPLAYED).
-    CHALLENGE_USED = "challenge_used"
+    # A token made before the installation moved on (chain.ChainVerdict.STALE).
+    CHALLENGE_STALE = "challenge_stale"
+    # A version-1 token for a binding a version-2 console has used (chain.ChainVerdict.DOWNGRADE).
+    DOWNGRADE = "downgrade"
     # A binding a version-1 console made cannot be released by self-service.
     RELEASE_NEEDS_SUPPORT = "release_needs_support"
 
@@ -283,13 +285,13 @@ def scan_again(challenge: Challenge) -> str:
     return _("Click Refresh on the server and scan the new QR code.")
 
 
-def challenge_used(challenge: Challenge) -> Problem:
-    """A token scanned before, whose value the installation has since moved past."""
+def challenge_stale(challenge: Challenge) -> Problem:
+    """A token made before the installation moved on: superseded, reloaded, reopened."""
     return Problem(
-        _("This QR code was already used."),
-        (scan_again(challenge),),
+        _("This QR code is out of date."),
+        (_("The server has registered again since it was made."), scan_again(challenge)),
         409,
-        ProblemCode.CHALLENGE_USED,
+        ProblemCode.CHALLENGE_STALE,
     )
 
 
@@ -369,7 +371,6 @@ def _bind(
     if verdict != ChainVerdict.NOT_CHECKED:
         chain.advance(binding, value, verdict, now)
         chain.remember_code(binding, next_chain(challenge, value, code), now)
-        chain.remember_scan(binding, challenge, now)
     binding.save()
     return binding
 
@@ -436,8 +437,22 @@ def binding_problems(
         problems.append(installation_copied(chain.other_copy_registered_at(active)))
     if verdict == ChainVerdict.UNKNOWN:
         problems.append(not_this_installation())
-    if verdict == ChainVerdict.REPLAYED:
-        problems.append(challenge_used(challenge))
+    if verdict == ChainVerdict.STALE:
+        problems.append(challenge_stale(challenge))
+    if verdict == ChainVerdict.DOWNGRADE:
+        problems.append(
+            Problem(
+                _("This QR code was made by an older version of the product."),
+                (
+                    _(
+                        "This server registered with a newer version before. Upgrade every "
+                        "node of the server, or scan the QR code of an upgraded node."
+                    ),
+                ),
+                409,
+                ProblemCode.DOWNGRADE,
+            )
+        )
     return tuple(problems)
 
 

@@ -11,14 +11,16 @@ Rules, in plain words (docs/protocol.md, "Copies of an installation"):
 - a value the installation had before (an older tip, or a successor another scan has
   since overtaken) comes from a copy: the binding is marked copied and every scan of it
   is refused until support staff choose the copy to keep (support.resolve_copy);
-- a past value in a token scanned before (its nonce seen within its lifetime: a reloaded
-  page, a link opened again) is refused and marks nothing;
+- a past value in a token made before the vendor saw the installation move past it (a
+  superseded QR code, a reloaded page, a link opened again) is stale: refused, nothing
+  marked;
 - any other value is refused and marks nothing: tokens carry the value masked under
   their key, so only the installation (and its copies) knows one, and a token made from
   the license file alone can neither pass nor lock the live installation out. Except on
   a binding a version-1 console made, whose tip was adopted from the first version-2
   scan: nothing proved who that was, so another value is a conflict for support;
-- version-1 tokens carry no chain: no copy check is possible, and the page says so.
+- version-1 tokens carry no chain: no copy check is possible, and the page says so; once
+  a version-2 console has presented a value for the binding they are refused (a downgrade).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from registration.protocol.challenge import Challenge
 
 class ChainVerdict(StrEnum):
     NOT_CHECKED = "not_checked"  # a version-1 token
+    DOWNGRADE = "downgrade"  # a version-1 token for a binding a version-2 console has used
     FIRST = "first"  # the binding has no tip yet
     AT_TIP = "at_tip"
     ADVANCED = "advanced"  # a successor: the installation registered with a shown code
@@ -43,10 +46,11 @@ class ChainVerdict(StrEnum):
     # knows one: this is a token made from the license file alone. Refused, and the
     # binding is not marked, so it cannot be used to lock the live installation out.
     UNKNOWN = "unknown"
-    # A past value from a token scanned before, within its lifetime: a reloaded page or
-    # a link opened again after the installation moved on. Not a copy (a copy makes
-    # tokens of its own, with fresh nonces); refused, nothing marked.
-    REPLAYED = "replayed"
+    # A past value in a token made before the vendor saw the installation move past it:
+    # a superseded QR code (another node's, an old tab), a reloaded page, a link opened
+    # again. Not a copy (a copy's tokens carrying it are made after); refused, nothing
+    # marked.
+    STALE = "stale"
     REFUSED = "refused"  # support chose another copy, or the binding is marked copied
 
 
@@ -57,7 +61,9 @@ def classify(binding: Binding | None, challenge: Challenge, value: bytes) -> Cha
     if own and binding.copied_at is not None:
         return ChainVerdict.REFUSED  # whatever the version: a marked binding waits for support
     if challenge.version < 2:
-        return ChainVerdict.NOT_CHECKED
+        # Once a version-2 console presented a value, a version-1 token for the same
+        # installation is a downgrade or a token made from the file: nothing to check it by.
+        return ChainVerdict.DOWNGRADE if own and binding.chain_tip else ChainVerdict.NOT_CHECKED
     if not own:
         return ChainVerdict.FIRST
     text = value.hex()
@@ -69,10 +75,12 @@ def classify(binding: Binding | None, challenge: Challenge, value: bytes) -> Cha
         return ChainVerdict.AT_TIP
     if any(entry[0] == text for entry in binding.chain_successors):
         return ChainVerdict.ADVANCED
-    if any(entry[0] == text for entry in binding.chain_past):
-        scanned = challenge.nonce.hex()
-        if any(entry[0] == scanned for entry in binding.recent_nonces):
-            return ChainVerdict.REPLAYED
+    past = next((entry for entry in binding.chain_past if entry[0] == text), None)
+    if past is not None:
+        # [value, shown at, overtaken at]; entries written before the third field have none.
+        overtaken = datetime.fromisoformat(past[2]) if len(past) > 2 and past[2] else None
+        if overtaken is not None and challenge.issued_at < overtaken.replace(microsecond=0):
+            return ChainVerdict.STALE
         return ChainVerdict.COPY
     if binding.chain_adopted_at is not None:
         # The tip was adopted from whoever scanned first after a version-1 console bound
@@ -92,8 +100,14 @@ def advance(binding: Binding, value: bytes, verdict: ChainVerdict, now: datetime
         binding.chain_successors = []
     elif verdict == ChainVerdict.ADVANCED:
         shown = next(entry[1] for entry in binding.chain_successors if entry[0] == text)
-        overtaken = [entry for entry in binding.chain_successors if entry[0] != text]
-        past = [[binding.chain_tip, _iso(binding.chain_tip_shown_at)], *overtaken]
+        # Each past value remembers when it was overtaken: tokens made before then are
+        # stale, not copies (classify).
+        overtaken = [
+            [entry[0], entry[1], now.isoformat()]
+            for entry in binding.chain_successors
+            if entry[0] != text
+        ]
+        past = [[binding.chain_tip, _iso(binding.chain_tip_shown_at), now.isoformat()], *overtaken]
         binding.chain_past = _capped([*binding.chain_past, *past])
         binding.chain_tip, binding.chain_tip_shown_at = text, datetime.fromisoformat(shown)
         binding.chain_successors = []
@@ -107,15 +121,6 @@ def remember_code(binding: Binding, successor: bytes, now: datetime) -> None:
     binding.chain_successors = _capped([*binding.chain_successors, [text, now.isoformat()]])
 
 
-def remember_scan(binding: Binding, challenge: Challenge, now: datetime) -> None:
-    """Record a scanned token's nonce until it expires (kept CHALLENGE_TTL_SECONDS)."""
-    scanned = challenge.nonce.hex()
-    live = [entry for entry in binding.recent_nonces if datetime.fromisoformat(entry[1]) > now]
-    if not any(entry[0] == scanned for entry in live):
-        live.append([scanned, challenge.expires_at.isoformat()])
-    binding.recent_nonces = _capped(live)
-
-
 def mark_copied(binding: Binding, value: bytes, now: datetime) -> None:
     """Mark the binding as copied, remembering the copy's value and when it registered."""
     text = value.hex()
@@ -126,8 +131,9 @@ def mark_copied(binding: Binding, value: bytes, now: datetime) -> None:
 
 
 def other_copy_registered_at(binding: Binding) -> datetime:
-    """When the copy at the tip last registered (its first binding if it never has)."""
-    return binding.chain_tip_shown_at or binding.first_bound
+    """When the copy at the tip last registered (when its value was adopted, or its first
+    binding, if it never has)."""
+    return binding.chain_tip_shown_at or binding.chain_adopted_at or binding.first_bound
 
 
 def keep_copy(binding: Binding, keep_tip: bool) -> None:
@@ -140,6 +146,8 @@ def keep_copy(binding: Binding, keep_tip: bool) -> None:
         binding.chain_successors = []
     binding.chain_refused = [*binding.chain_refused, *refused][-settings.CHAIN_HISTORY_MAX :]
     binding.copied_at, binding.copy_chain, binding.copy_shown_at = None, "", None
+    # Support has vouched for the copy kept: no longer a value adopted from anyone.
+    binding.chain_adopted_at = None
 
 
 def _capped(entries: list) -> list:

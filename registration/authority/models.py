@@ -102,7 +102,8 @@ class Binding(models.Model):
         null=True, blank=True, verbose_name=_("chain tip registered at")
     )
     chain_successors = models.JSONField(default=list, blank=True, verbose_name=_("pending tips"))
-    # Earlier tips and successors another scan overtook, with when their codes were shown.
+    # Earlier tips and successors another scan overtook: [value, when its code was shown,
+    # when it was overtaken].
     chain_past = models.JSONField(default=list, blank=True, verbose_name=_("past tips"))
     # Values support staff chose against when they resolved a copy: refused from then on.
     chain_refused = models.JSONField(default=list, blank=True, verbose_name=_("refused tips"))
@@ -112,9 +113,6 @@ class Binding(models.Model):
     chain_adopted_at = models.DateTimeField(
         null=True, blank=True, verbose_name=_("chain adopted at")
     )
-    # Nonces of the tokens scanned in the last CHALLENGE_TTL_SECONDS, with their expiry:
-    # a page reloaded, or a link opened again, is not a copy (chain.py).
-    recent_nonces = models.JSONField(default=list, blank=True, verbose_name=_("recent scans"))
     copied_at = models.DateTimeField(null=True, blank=True, verbose_name=_("copy detected at"))
     copy_chain = models.CharField(max_length=32, blank=True, verbose_name=_("copy's tip"))
     copy_shown_at = models.DateTimeField(

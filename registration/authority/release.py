@@ -34,7 +34,7 @@ from registration.authority.binding import (
     Problem,
     ProblemCode,
     Scan,
-    challenge_used,
+    challenge_stale,
     installation_copied,
     unverified,
 )
@@ -87,10 +87,6 @@ def release_for_phone(scan: Scan, now: datetime, client_address: str | None) -> 
                 chain.mark_copied(active, scan.chain, now)
                 active.save(update_fields=["copied_at", "copy_chain", "copy_shown_at"])
                 AuditEvent.record(AuditAction.COPY_DETECTED, **who, copy_chain=active.copy_chain)
-            elif active is not None and active.installation_id == challenge.installation_id:
-                # Opened again after the installation moved on, it is a reload, not a copy.
-                chain.remember_scan(active, challenge, now)
-                active.save(update_fields=["recent_nonces"])
             AuditEvent.record(
                 AuditAction.BINDING_REFUSED, **who, purpose="release", problems=[str(problem.code)]
             )
@@ -191,8 +187,8 @@ def _release_problem(
         )
     if verdict in (ChainVerdict.REFUSED, ChainVerdict.COPY):
         return installation_copied(chain.other_copy_registered_at(active))
-    if verdict == ChainVerdict.REPLAYED:
-        return challenge_used(challenge)
+    if verdict == ChainVerdict.STALE:
+        return challenge_stale(challenge)
     if verdict == ChainVerdict.UNKNOWN:
         # A value this installation never had: made from the license file and the
         # installation id (both seen by many), not by the installation. Not a copy, so the
