@@ -280,6 +280,13 @@ except ValueError as exc:
 # The vendor keeps, per binding, at most this many pending and past chain values (the
 # copy check, docs/protocol.md): enough for this many scans between two registrations.
 CHAIN_HISTORY_MAX = envint("CHAIN_HISTORY_MAX", 100, minimum=10, maximum=10_000)
+# A token carrying a past chain value is "out of date", not a copy, when the console made
+# it before the vendor saw that value overtaken, or up to this many seconds after (the two
+# clocks may disagree; the token's lifetime bounds the same disagreement). A copy is
+# caught at its first scan after that; until then it is refused without a code.
+CHAIN_STALE_GRACE_SECONDS = envint(
+    "CHAIN_STALE_GRACE_SECONDS", CHALLENGE_TTL_SECONDS, minimum=0, maximum=3600
+)
 # An installation may release its license for a move to another server this many times
 # per license in any 365 days (authority/release.py); beyond that, support staff unbind it.
 # 0 turns self-service moves off.

@@ -25,6 +25,12 @@ def _codes(result) -> list[str]:
     return [str(p.code) for p in result.problems]
 
 
+def refresh_challenge_of(console: ConsoleCopy):
+    """A QR code this copy shows and nobody scans (an old tab, another node's screen)."""
+    with console.running():
+        return refresh_challenge().challenge
+
+
 @pytest.fixture
 def registered(issue, frozen_clock) -> str:
     """An installation registered once (then copied by each test as it needs)."""
@@ -73,6 +79,7 @@ def test_a_a_b_an_older_copy_is_caught_at_its_first_scan(registered, frozen_cloc
     a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
     assert a.scan_and_register().ok
     assert a.scan_and_register().ok
+    frozen_clock.advance(minutes=5)  # CHAIN_STALE_GRACE_SECONDS after A's scan
 
     assert _codes(b.scan_and_register()) == [COPIED]
 
@@ -91,6 +98,7 @@ def test_a_lone_restore_of_an_old_backup_is_caught_and_support_keeps_it(
     live = ConsoleCopy.of_current("live")
     assert live.scan_and_register().ok
     assert live.scan_and_register().ok
+    frozen_clock.advance(hours=2)
     # The live server is gone; the backup is restored in its place.
     assert _codes(backup.scan_and_register()) == [COPIED]
 
@@ -100,7 +108,15 @@ def test_a_lone_restore_of_an_old_backup_is_caught_and_support_keeps_it(
     response = admin_client.post(url, {"keep": "copy", "reason": "Restored from backup"})
     assert response.status_code == 302
 
+    # The kept copy's value was a past one: its own superseded QR codes stay out of date,
+    # not copies, once it has moved on from that value.
+    old_tab = refresh_challenge_of(backup)
     assert backup.scan_and_register().ok
+    frozen_clock.advance(minutes=1)
+    assert backup.scan_and_register().ok
+    late = verify_for_phone(old_tab.token, now=frozen_clock.now())
+    assert _codes(late) == ["challenge_stale"]
+    assert Binding.objects.get().copied_at is None
     assert _codes(live.scan_and_register()) == [COPIED]  # the other copy, refused from now on
     entry = AuditEvent.objects.get(action=AuditAction.COPY_RESOLVED)
     assert entry.detail["reason"] == "Restored from backup"
@@ -184,9 +200,10 @@ def test_a_version_1_token_is_refused_once_a_version_2_console_registered(
 
 
 @pytest.fixture
-def copied(registered) -> Binding:
+def copied(registered, frozen_clock) -> Binding:
     a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
     assert a.scan_and_register().ok and a.scan_and_register().ok
+    frozen_clock.advance(minutes=10)
     assert _codes(b.scan_and_register()) == [COPIED]
     return Binding.objects.get()
 
@@ -301,8 +318,29 @@ def test_another_nodes_qr_code_never_scanned_is_not_a_copy_after_a_registration(
     assert Binding.objects.get().copied_at is None
 
 
-def test_a_copy_is_still_caught_the_second_after_the_other_scan(registered, frozen_clock):
-    """Only tokens made before the other copy's scan are stale: a copy's next one is not."""
+def test_a_copy_is_refused_within_the_grace_and_caught_once_it_has_passed(
+    registered, frozen_clock, settings
+):
+    """Up to CHAIN_STALE_GRACE_SECONDS after the other copy's scan a copy's token is out of
+    date (no code either); at the grace's end it is caught."""
+    assert settings.CHAIN_STALE_GRACE_SECONDS == 300
+    a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
+    assert a.scan_and_register().ok
+    assert a.scan_and_register().ok
+
+    frozen_clock.advance(minutes=4, seconds=59)
+    early = b.scan_and_register()
+    frozen_clock.advance(seconds=1)
+    caught = b.scan_and_register()
+
+    assert _codes(early) == ["challenge_stale"] and not early.code
+    assert _codes(caught) == [COPIED]
+
+
+def test_with_no_grace_a_copy_is_caught_the_second_after_the_other_scan(
+    registered, frozen_clock, settings
+):
+    settings.CHAIN_STALE_GRACE_SECONDS = 0
     a, b = ConsoleCopy.of_current("A"), ConsoleCopy.of_current("B")
     assert a.scan_and_register().ok
     assert a.scan_and_register().ok
@@ -374,3 +412,37 @@ def test_on_a_binding_a_version_1_console_made_a_second_claimant_goes_to_support
     assert _codes(verify_for_phone(again, now=clock.now())) == ["not_this_installation"]
     binding.refresh_from_db()
     assert binding.copied_at is None and binding.chain_adopted_at is None
+
+
+def test_the_migration_dates_past_values_written_before_they_kept_their_overtaking(
+    registered, frozen_clock
+):
+    """Entries of two fields (value, shown at) get the migration's time as their third,
+    so a superseded QR code made before the upgrade is out of date, not a copy."""
+    import importlib
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    migration = importlib.import_module(
+        "registration.authority.migrations.0010_chain_past_overtaken_at"
+    )
+    binding = Binding.objects.get()
+    kept = ["cccccccccccccccc", None, "2026-05-01T00:00:00+00:00"]
+    binding.chain_past = [
+        ["aaaaaaaaaaaaaaaa", None],
+        ["bbbbbbbbbbbbbbbb", "2026-05-01T00:00:00"],
+        kept,
+    ]
+    binding.save()
+    before = timezone.now()
+
+    migration.add_overtaken_at(apps, None)
+
+    binding.refresh_from_db()
+    first, second, third = binding.chain_past
+    assert first[:2] == ["aaaaaaaaaaaaaaaa", None] and second[0] == "bbbbbbbbbbbbbbbb"
+    from datetime import datetime
+
+    assert datetime.fromisoformat(first[2]) >= before and first[2] == second[2]
+    assert third == kept

@@ -260,11 +260,12 @@ def test_a_release_made_from_the_license_file_alone_is_refused(registered, clien
     assert phone(client, release_here().token).status_code == 200
 
 
-def test_a_release_from_a_stale_copy_is_refused_as_a_copy(registered, client: Client):
+def test_a_release_from_a_stale_copy_is_refused_as_a_copy(registered, frozen_clock, client: Client):
     original = ConsoleCopy.of_current("original")
     copy = ConsoleCopy.of_current("copy")
     assert original.scan_and_register().ok  # the original registers again...
     original.scan()  # ...and scans once more (after a restart, say)
+    frozen_clock.advance(minutes=10)
 
     with copy.running():
         response = phone(client, release_here().token)
@@ -514,6 +515,7 @@ def test_a_release_from_the_copy_support_ruled_against_marks_nothing(
     copy = ConsoleCopy.of_current("copy")
     assert original.scan_and_register().ok
     original.scan()
+    frozen_clock.advance(minutes=10)
     _challenge, caught = copy.scan()
     assert [p.code for p in caught.problems] == [ProblemCode.INSTALLATION_COPIED]
     binding = Binding.objects.get()

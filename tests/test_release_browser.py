@@ -303,7 +303,9 @@ def test_a_release_made_from_the_license_file_alone_is_refused(
     assert not VendorEvent.objects.filter(action=VendorAction.COPY_DETECTED).exists()
 
 
-def test_a_release_from_a_stale_copy_is_refused_as_a_copy(live_release, manager, issue, tmp_path):
+def test_a_release_from_a_stale_copy_is_refused_as_a_copy(
+    live_release, manager, issue, tmp_path, frozen_clock
+):
     _lic, text = issue()
     path = write_license(tmp_path, text)
     base = live_release.url
@@ -321,6 +323,7 @@ def test_a_release_from_a_stale_copy_is_refused_as_a_copy(live_release, manager,
         copy = ConsoleCopy.of_current("copy")
         assert original.scan_and_register().ok
         original.scan()
+        frozen_clock.advance(minutes=10)  # the copy starts later (CHAIN_STALE_GRACE_SECONDS)
 
         with copy.running():
             back_to_registration(page, base)

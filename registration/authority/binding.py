@@ -446,7 +446,8 @@ def binding_problems(
                 (
                     _(
                         "This server registered with a newer version before. Upgrade every "
-                        "node of the server, or scan the QR code of an upgraded node."
+                        "node of the server, or scan the QR code of an upgraded node. If no "
+                        "node runs an older version, ask the vendor's support staff."
                     ),
                 ),
                 409,

@@ -11,9 +11,10 @@ Rules, in plain words (docs/protocol.md, "Copies of an installation"):
 - a value the installation had before (an older tip, or a successor another scan has
   since overtaken) comes from a copy: the binding is marked copied and every scan of it
   is refused until support staff choose the copy to keep (support.resolve_copy);
-- a past value in a token made before the vendor saw the installation move past it (a
-  superseded QR code, a reloaded page, a link opened again) is stale: refused, nothing
-  marked;
+- a past value in a token made before the vendor saw the installation move past it, or
+  within CHAIN_STALE_GRACE_SECONDS after (a superseded QR code, a reloaded page, a link
+  opened again; the grace covers the two clocks' disagreement) is stale: refused,
+  nothing marked;
 - any other value is refused and marks nothing: tokens carry the value masked under
   their key, so only the installation (and its copies) knows one, and a token made from
   the license file alone can neither pass nor lock the live installation out. Except on
@@ -25,7 +26,7 @@ Rules, in plain words (docs/protocol.md, "Copies of an installation"):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.conf import settings
@@ -63,7 +64,10 @@ def classify(binding: Binding | None, challenge: Challenge, value: bytes) -> Cha
     if challenge.version < 2:
         # Once a version-2 console presented a value, a version-1 token for the same
         # installation is a downgrade or a token made from the file: nothing to check it by.
-        return ChainVerdict.DOWNGRADE if own and binding.chain_tip else ChainVerdict.NOT_CHECKED
+        # Not on an adopted binding: whose value it adopted is not known (support decides).
+        if own and binding.chain_tip and binding.chain_adopted_at is None:
+            return ChainVerdict.DOWNGRADE
+        return ChainVerdict.NOT_CHECKED
     if not own:
         return ChainVerdict.FIRST
     text = value.hex()
@@ -75,11 +79,13 @@ def classify(binding: Binding | None, challenge: Challenge, value: bytes) -> Cha
         return ChainVerdict.AT_TIP
     if any(entry[0] == text for entry in binding.chain_successors):
         return ChainVerdict.ADVANCED
-    past = next((entry for entry in binding.chain_past if entry[0] == text), None)
+    # The newest entry for the value: one support kept may have an older one.
+    past = next((entry for entry in reversed(binding.chain_past) if entry[0] == text), None)
     if past is not None:
-        # [value, shown at, overtaken at]; entries written before the third field have none.
+        # [value, shown at, overtaken at] (migration 0010 gave older entries the third).
         overtaken = datetime.fromisoformat(past[2]) if len(past) > 2 and past[2] else None
-        if overtaken is not None and challenge.issued_at < overtaken.replace(microsecond=0):
+        grace = timedelta(seconds=settings.CHAIN_STALE_GRACE_SECONDS)
+        if overtaken is not None and challenge.issued_at < overtaken.replace(microsecond=0) + grace:
             return ChainVerdict.STALE
         return ChainVerdict.COPY
     if binding.chain_adopted_at is not None:
@@ -144,6 +150,10 @@ def keep_copy(binding: Binding, keep_tip: bool) -> None:
         refused = [binding.chain_tip, *(entry[0] for entry in binding.chain_successors)]
         binding.chain_tip, binding.chain_tip_shown_at = binding.copy_chain, binding.copy_shown_at
         binding.chain_successors = []
+        # The kept copy's value is the tip again, no longer a past one.
+        binding.chain_past = [
+            entry for entry in binding.chain_past if entry[0] != binding.chain_tip
+        ]
     binding.chain_refused = [*binding.chain_refused, *refused][-settings.CHAIN_HISTORY_MAX :]
     binding.copied_at, binding.copy_chain, binding.copy_shown_at = None, "", None
     # Support has vouched for the copy kept: no longer a value adopted from anyone.
