@@ -33,6 +33,7 @@ from tests.phone_steps import (
     v1_token,
     vendor_chain_value,
 )
+from tests.test_renewal import renew
 
 pytestmark = pytest.mark.django_db
 
@@ -355,6 +356,8 @@ def test_a_release_qr_lasts_five_minutes(registered, frozen_clock, client: Clien
 
     assert expired.status_code == 410
     assert "This QR code has expired." in expired.text
+    assert "Release the license again on the server&#x27;s Registration page" in expired.text
+    assert "Click Refresh" not in expired.text
     assert Binding.objects.get().state == BindingState.ACTIVE
 
 
@@ -536,22 +539,8 @@ def test_a_release_from_the_copy_support_ruled_against_marks_nothing(
 
 
 def _renewal_of(lic) -> str:
-    from registration.authority.issuing import Order
-    from registration.authority.issuing import issue as issue_order
-
-    order = Order(
-        company=lic.company,
-        project_name=lic.project_name,
-        app_name=lic.app_name,
-        app_version=lic.app_version,
-        project_content=lic.project_content,
-        license_type=lic.license_type,
-        contract_date=lic.contract_date.isoformat(),
-        expires="2029-01-31",
-        max_nodes=lic.max_nodes,
-        renews=str(lic.license_id),
-    )
-    return issue_order(order, now=clock.now()).text
+    """A renewal of lic, a year later than the one the registered fixture installs."""
+    return renew(lic, expires="2029-01-31")
 
 
 def test_a_renewal_does_not_start_the_count_of_moves_again(
@@ -585,17 +574,6 @@ def test_a_release_with_the_renewed_file_still_installed_says_to_upload_the_rene
     assert "This license was renewed." in refused.text
     assert "Upload the renewal the vendor sent on this server, then release" in refused.text
     assert RELEASED not in refused.text
-
-
-def test_an_expired_release_qr_says_to_release_again(registered, frozen_clock, client: Client):
-    challenge = release_here()
-    frozen_clock.advance(minutes=5)
-
-    response = phone(client, challenge.token)
-
-    assert response.status_code == 410
-    assert "Release the license again on the server&#x27;s Registration page" in response.text
-    assert "Click Refresh" not in response.text
 
 
 def test_a_release_that_cannot_make_its_qr_changes_nothing(
