@@ -9,9 +9,9 @@ Rules, in plain words:
   registration would be; a holder of the license file alone knows no value at all (the
   tokens carry it masked under their keys), and is refused without marking anything;
 - a license moves this way at most SELF_SERVICE_MOVES_PER_YEAR times in any 365 days,
-  counted over the license and every license it renews (a renewal does not start the
-  count again); beyond that, and for a server that is gone, support staff unbind it
-  (support.unbind);
+  counted over the license's whole lineage (the licenses it renews and their renewals: a
+  renewal does not start the count again); beyond that, and for a server that is gone,
+  support staff unbind it (support.unbind);
 - the release ends the binding (state Released); the license's next scan, from the new
   server or from this one, makes a new binding;
 - the license's own rules (revoked, expired, node count) do not stop a release: freeing
