@@ -66,6 +66,17 @@ def test_valid_token_shows_the_code_tag_company_project_and_time_left(
     assert submit_code(code).outcome == Outcome.ACCEPTED
 
 
+def test_the_phone_page_gathers_none_of_the_consoles_context(client: Client, frozen_clock, issue):
+    _, text = issue()
+    response = client.get(phone_url(upload(text).token))
+
+    assert response.status_code == 200
+    # Rendered by the "phone" template engine: the request and the language, nothing more.
+    assert "request" in response.context and "LANGUAGE_CODE" in response.context
+    for name in ("restart_reminder", "registration", "user", "perms", "messages"):
+        assert name not in response.context, name
+
+
 def test_no_login_is_needed(client: Client, frozen_clock, issue):
     _, text = issue()
     response = client.get(phone_url(upload(text).token))

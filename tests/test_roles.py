@@ -45,7 +45,8 @@ def test_the_verification_service_alone_has_no_console(settings, token, manager_
     engine = settings.TEMPLATES[0]
     processors = [p for p in engine["OPTIONS"]["context_processors"] if "registration." not in p]
     settings.TEMPLATES = [
-        {**engine, "OPTIONS": {**engine["OPTIONS"], "context_processors": processors}}
+        {**engine, "OPTIONS": {**engine["OPTIONS"], "context_processors": processors}},
+        *settings.TEMPLATES[1:],
     ]
 
     assert Client().get(f"/m/{token}").status_code == 200

@@ -4,6 +4,7 @@
 {{ day|admin_date }} {{ moment|admin_datetime }} -> 2024/02/01, 2024/02/01 22:27:45
 {{ moment|admin_time }}                        -> 22:27:45, in the site's zone
 {{ seconds|minutes_seconds }}                  -> 4:59 (a countdown)
+{% language_options %}                         -> the language switch's <option>s
 
 This library needs no app but licserver: the verification service alone (which has no
 console) loads it on the phone page, so it must not import the console's modules.
@@ -12,9 +13,13 @@ console) loads it on the phone page, so it must not import the console's modules
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 
 from django import template
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 
 from registration.protocol.text import format_date, format_datetime
 
@@ -49,3 +54,28 @@ def minutes_seconds(value: int | None) -> str:
     """Write a countdown's seconds as minutes and seconds: 299 -> 4:59, 5 -> 0:05."""
     seconds = max(0, int(value or 0))
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@register.simple_tag
+def language_options() -> SafeString:
+    """Write the language switch's <option>s, the current language selected."""
+    return _language_options(translation.get_language(), tuple(settings.LANGUAGES))
+
+
+# Every page has the switch, and its options depend only on the current language: worked
+# out once per language (the loop of tags it replaces cost a tenth of the phone page).
+@lru_cache(maxsize=16)
+def _language_options(current: str, languages: tuple[tuple[str, str], ...]) -> SafeString:
+    return format_html_join(
+        "\n    ",
+        '<option value="{}" lang="{}"{}>{}</option>',
+        (
+            (
+                code,
+                code,
+                " selected" if code == current else "",
+                translation.get_language_info(code)["name_local"],
+            )
+            for code, _name in languages
+        ),
+    )

@@ -35,6 +35,7 @@ from registration.authority.models import (
     BindingState,
     IssuedLicense,
 )
+from registration.authority.phone_read import LICENSE_FIELDS, active_binding
 from registration.protocol.causes import (
     Cause,
     license_exhausted,
@@ -154,16 +155,6 @@ def unverified(code: ProblemCode) -> PhoneResult:
 
 # The MAC secret of a license the registry does not have (see read_token).
 _NO_LICENSE_SECRET = bytes(32)
-# What the phone page, the MAC and the license rules read of a license.
-_LICENSE_FIELDS = (
-    "license_id",
-    "company",
-    "project_name",
-    "expires_at",
-    "max_nodes",
-    "revoked_at",
-    "text",
-)
 
 
 def verify_for_phone(
@@ -216,7 +207,7 @@ def read_token(token: str) -> Scan | PhoneResult:
         return _invalid(_("This QR code was not made for this verification service."))
     # The license's own secret keys the MAC, so the license comes first: one read fetches
     # it with its active binding, which is all a reload of this page needs.
-    active = _active_binding(challenge)
+    active = active_binding(challenge.license_id)
     issued = active.license if active is not None else _issued(challenge)
     # An unknown license goes through the same key derivation and MAC check, under a
     # secret no license has, so it costs what a known one costs: the time of the answer
@@ -375,26 +366,10 @@ def _bind(
     return binding
 
 
-def _active_binding(challenge: Challenge) -> Binding | None:
-    """Return the license's active binding with the license (one indexed read)."""
-    # At most one active binding per license (a constraint), so no ORDER BY is needed.
-    found = (
-        Binding.objects.select_related("license")
-        .only(
-            "installation_id",
-            "state",
-            "last_nonce",
-            "copied_at",
-            "chain_refused",
-            *(f"license__{name}" for name in _LICENSE_FIELDS),
-        )
-        .filter(license__license_id=challenge.license_id, state=BindingState.ACTIVE)[:1]
-    )
-    return next(iter(found), None)
-
-
 def _issued(challenge: Challenge) -> IssuedLicense | None:
-    found = IssuedLicense.objects.only(*_LICENSE_FIELDS).filter(license_id=challenge.license_id)[:1]
+    found = IssuedLicense.objects.only(*LICENSE_FIELDS - {"id"}).filter(
+        license_id=challenge.license_id
+    )[:1]
     return next(iter(found), None)
 
 

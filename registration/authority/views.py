@@ -32,4 +32,5 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
             else 0
         ),
     }
-    return render(request, "phone/verify.html", context, status=result.status)
+    # The "phone" template engine (settings.TEMPLATES): only the request and the language.
+    return render(request, "phone/verify.html", context, status=result.status, using="phone")
