@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
-from licserver.cache import CacheUnavailable, signed_get, signed_set
+from licserver.cache import CacheUnavailable, signed_get_decoded, signed_set
 from registration import clock
 from registration.cluster import leases
 from registration.models import Installation
@@ -129,7 +129,7 @@ def cached_snapshot(store: BaseCache | None = None) -> StatusSnapshot:
     client of the same Redis to play another node).
     """
     try:
-        cached = StatusSnapshot.from_json(signed_get(CACHE_KEY, store))
+        cached = signed_get_decoded(CACHE_KEY, StatusSnapshot.from_json, store)
     except CacheUnavailable as exc:
         # The cache is down: the database is the truth, so read it (no 500).
         log.warning("Status cache unavailable, reading the database: %s", exc)

@@ -4,6 +4,8 @@ is signed, bound to its key, fresh and never older than what a node has seen."""
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import pickle
 import shutil
 import socket
@@ -14,11 +16,16 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.core import signing
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
-from licserver.cache import SIGNING_SALT, JSONSerializer, signed_get, signed_set
+from licserver.cache import (
+    SIGNING_SALT,
+    JSONSerializer,
+    signed_get,
+    signed_get_decoded,
+    signed_set,
+)
 from licserver.env import cache_from_url
 from registration import clock, qr, status
 from registration.gate import GateState, current_registration
@@ -55,15 +62,47 @@ def test_an_unsigned_status_is_ignored_and_the_database_read(frozen_clock):
     assert current_registration().state == GateState.UNREGISTERED
 
 
+def _signed_as(secret: str, key: str, value: dict) -> str:
+    """A value in signed_set's form, "<HMAC-SHA256 hex>:<JSON>", under the given secret."""
+    body = json.dumps(value, separators=(",", ":"))
+    mac_key = hmac.digest(secret.encode(), SIGNING_SALT.encode(), "sha256")
+    return hmac.new(mac_key, f"{key}\n{body}".encode(), "sha256").hexdigest() + ":" + body
+
+
+def test_the_signed_form_is_the_documented_one(frozen_clock, settings):
+    value = _forged_registered()
+    genuine = _signed_as(settings.SECRET_KEY, status.CACHE_KEY, value)
+    cache.set(status.CACHE_KEY, genuine, 3600)
+
+    assert signed_get(status.CACHE_KEY) == value
+    assert current_registration().state == GateState.REGISTERED
+
+
 def test_a_status_signed_with_another_secret_is_ignored(frozen_clock, settings):
-    forged = signing.dumps(
-        {"k": status.CACHE_KEY, "v": _forged_registered()},
-        key="an attacker's guess at the secret key",
-        salt=SIGNING_SALT,
+    forged = _signed_as(
+        "an attacker's guess at the secret key", status.CACHE_KEY, _forged_registered()
     )
     cache.set(status.CACHE_KEY, forged, 3600)
 
     assert current_registration().state == GateState.UNREGISTERED
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "x" * 64 + ":{}", "é" * 64 + ":{}", "0" * 65, b"bytes", 7, {"k": "v"}],
+)
+def test_values_not_in_the_signed_form_are_misses(frozen_clock, raw):
+    cache.set(status.CACHE_KEY, raw, 3600)
+
+    assert signed_get(status.CACHE_KEY) is None
+    assert current_registration().state == GateState.UNREGISTERED
+
+
+def test_a_value_signed_before_the_secret_key_changed_is_a_miss(frozen_clock, settings):
+    signed_set(status.CACHE_KEY, _forged_registered(), 3600)
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
+
+    assert signed_get(status.CACHE_KEY) is None
 
 
 def test_a_genuine_value_moved_to_the_status_key_is_ignored(frozen_clock):
@@ -130,6 +169,38 @@ def test_a_planted_qr_image_is_not_shown(frozen_clock):
 
     assert qr.cached_qr_png(url) == qr.qr_png(url) != planted
     assert signed_get(key) == qr.qr_png(url)
+
+
+def test_the_status_read_reuses_what_the_same_text_decoded_to_and_nothing_else(
+    frozen_clock, settings
+):
+    decoded: list[object] = []
+
+    def decode(value):
+        decoded.append(value)
+        return status.StatusSnapshot.from_json(value)
+
+    signed_set(status.CACHE_KEY, _forged_registered(), 3600)
+    first = signed_get_decoded(status.CACHE_KEY, decode)
+    assert signed_get_decoded(status.CACHE_KEY, decode) is first and len(decoded) == 1
+
+    # New text (another node wrote): decoded again.
+    signed_set(status.CACHE_KEY, _forged_registered(company="Other GmbH"), 3600)
+    assert signed_get_decoded(status.CACHE_KEY, decode).company == "Other GmbH"
+    assert len(decoded) == 2
+
+    # A forgery after a genuine value is refused, not answered from what was kept.
+    genuine = cache.get(status.CACHE_KEY)
+    cache.set(status.CACHE_KEY, "0" * 64 + genuine[64:], 3600)
+    assert signed_get_decoded(status.CACHE_KEY, decode) is None
+
+    # The same genuine text again, under a new secret key: checked again, and refused.
+    cache.set(status.CACHE_KEY, genuine, 3600)
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
+    assert signed_get_decoded(status.CACHE_KEY, decode) is None
+
+    cache.delete(status.CACHE_KEY)
+    assert signed_get_decoded(status.CACHE_KEY, decode) is None
 
 
 # --- The serializer never unpickles ---------------------------------------------------
