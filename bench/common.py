@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -77,14 +78,6 @@ class Ratios:
         return f"{min(self.values):.2f}/{self.median:.2f}/{max(self.values):.2f}"
 
 
-def per_call_ns(fn: Callable[[], object], loops: int) -> float:
-    """Return the mean time of one call of fn over loops calls, in nanoseconds."""
-    start = time.perf_counter_ns()
-    for _ in range(loops):
-        fn()
-    return (time.perf_counter_ns() - start) / loops
-
-
 def rounds(
     one_round: Callable[[int], tuple[float, float] | tuple[float, float, float]],
     goal: Goal,
@@ -114,24 +107,56 @@ def compare(
     goal: Goal,
     **limits: int,
 ) -> Ratios:
-    """Time target and baseline in short alternating rounds; return the per-round ratios.
+    """Time target and baseline in rounds of paired calls; return the per-round ratios.
 
-    Each round times both back to back, in turn target first and baseline first, so
-    drift (CPU frequency, a neighbour's load, the order itself) touches both alike; the
-    figure is the median of the per-round ratios.
+    Each round calls both loops times, interleaved (paired_ns), so drift touches both
+    alike; the figure is the median of the per-round ratios.
     """
     target(), baseline()  # warm caches and lazy imports
 
     def one_round(i: int) -> tuple[float, float]:
-        if i % 2:
-            b = per_call_ns(baseline, loops)
-            t = per_call_ns(target, loops)
-        else:
-            t = per_call_ns(target, loops)
-            b = per_call_ns(baseline, loops)
-        return t, b
+        return paired_ns(target, baseline, loops)
 
     return rounds(one_round, goal, **limits)
+
+
+def paired_ns(
+    target: Callable[[], object], baseline: Callable[[], object], loops: int
+) -> tuple[float, float]:
+    """Call target and baseline in turn, loops times each; return each one's mean ns.
+
+    Call by call, the order swapping every time, so that whatever changes while a round
+    runs (another process, the CPU's clock, a database's background work) falls on both
+    alike; with the garbage collector off, as timeit does, so that a collection that the
+    one side's garbage brings about is not charged to whichever call it lands in.
+    """
+    tick = time.perf_counter_ns
+    spent_target = spent_baseline = 0
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(loops):
+            if i & 1:
+                start = tick()
+                baseline()
+                middle = tick()
+                target()
+                end = tick()
+                spent_baseline += middle - start
+                spent_target += end - middle
+            else:
+                start = tick()
+                target()
+                middle = tick()
+                baseline()
+                end = tick()
+                spent_target += middle - start
+                spent_baseline += end - middle
+    finally:
+        if was_enabled:
+            gc.enable()
+    return spent_target / loops, spent_baseline / loops
 
 
 def percentile(values: list[float], pct: float) -> float:
