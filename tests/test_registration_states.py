@@ -5,6 +5,7 @@ minutes and seconds, and nothing covers the QR code."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from django.contrib.staticfiles import finders
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import dateformat
 
-from licserver.templatetags.display import minutes_seconds
+from licserver.templatetags.display import minutes_seconds, unix_seconds
 from registration.cluster import lifecycle
 from registration.flows.challenge import refresh_challenge
 from registration.flows.code import Outcome, submit_code
@@ -194,6 +196,21 @@ def test_the_countdown_reads_as_minutes_and_seconds_with_sparing_announcements(
 )
 def test_minutes_seconds(seconds, text):
     assert minutes_seconds(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 2, 1, 22, 27, 45, tzinfo=UTC),
+        datetime(2024, 2, 1, 22, 27, 45, 999_999, tzinfo=UTC),
+        datetime(2024, 2, 1, 22, 27, 45, tzinfo=timezone(timedelta(hours=8))),
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+    ],
+)
+def test_unix_seconds_writes_what_the_date_filter_writes(moment):
+    assert unix_seconds(moment) == dateformat.format(moment, "U")
+    assert unix_seconds(datetime(2024, 2, 1, 22, 27, 45, tzinfo=UTC)) == "1706826465"
+    assert unix_seconds(None) == ""
 
 
 # --- Nothing covers the QR code; a favicon -------------------------------------------
