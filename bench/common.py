@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # Rounds of a comparison: at least MIN_ROUNDS, then more (in steps of ROUND_STEP, up to
@@ -105,19 +106,52 @@ def compare(
     *,
     loops: int,
     goal: Goal,
+    paired: bool = False,
     **limits: int,
 ) -> Ratios:
-    """Time target and baseline in rounds of paired calls; return the per-round ratios.
+    """Time target and baseline in rounds; return the per-round ratios.
 
-    Each round calls both loops times, interleaved (paired_ns), so drift touches both
-    alike; the figure is the median of the per-round ratios.
+    paired (for pages, milliseconds a call): each round calls them in turn, call by
+    call (paired_ns). Otherwise (functions of microseconds, where a call of the other in
+    between would only empty the CPU's caches): loops calls of one, then loops of the
+    other, in turn target first and baseline first (block_ns). Either way drift touches
+    both alike; the figure is the median of the per-round ratios.
     """
     target(), baseline()  # warm caches and lazy imports
 
     def one_round(i: int) -> tuple[float, float]:
-        return paired_ns(target, baseline, loops)
+        if paired:
+            return paired_ns(target, baseline, loops)
+        if i % 2:
+            spent_baseline = block_ns(baseline, loops)
+            return block_ns(target, loops), spent_baseline
+        spent_target = block_ns(target, loops)
+        return spent_target, block_ns(baseline, loops)
 
     return rounds(one_round, goal, **limits)
+
+
+@contextmanager
+def _no_garbage_collection() -> Iterator[None]:
+    """Collect, then keep the collector off, as timeit does: a collection that one side's
+    garbage brings about is not charged to whichever call it lands in."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def block_ns(fn: Callable[[], object], loops: int) -> float:
+    """Return the mean time of one call of fn over loops calls in a row, in nanoseconds."""
+    with _no_garbage_collection():
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            fn()
+        return (time.perf_counter_ns() - start) / loops
 
 
 def paired_ns(
@@ -127,15 +161,11 @@ def paired_ns(
 
     Call by call, the order swapping every time, so that whatever changes while a round
     runs (another process, the CPU's clock, a database's background work) falls on both
-    alike; with the garbage collector off, as timeit does, so that a collection that the
-    one side's garbage brings about is not charged to whichever call it lands in.
+    alike.
     """
     tick = time.perf_counter_ns
     spent_target = spent_baseline = 0
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
+    with _no_garbage_collection():
         for i in range(loops):
             if i & 1:
                 start = tick()
@@ -153,9 +183,6 @@ def paired_ns(
                 end = tick()
                 spent_target += middle - start
                 spent_baseline += end - middle
-    finally:
-        if was_enabled:
-            gc.enable()
     return spent_target / loops, spent_baseline / loops
 
 

@@ -94,7 +94,7 @@ def qr_page(kid: str, quick: bool) -> Row:
         assert b'id="qr-image"' not in body and challenge.token.encode() in body
 
     goal = at_most(1.1)
-    ratios = compare(with_image, without_image, loops=10 if quick else 30, goal=goal)
+    ratios = compare(with_image, without_image, loops=10 if quick else 30, goal=goal, paired=True)
     return ratio_row(
         "3",
         "QR page with its image vs the same page without it",
@@ -172,7 +172,7 @@ def restart_reminder(quick: bool) -> Row:
             client.get("/bare")
 
         goal = at_most(1.03)
-        ratios = compare(target, baseline, loops=50 if quick else 150, goal=goal)
+        ratios = compare(target, baseline, loops=50 if quick else 150, goal=goal, paired=True)
     extra = gated_with - gated_bare
     return ratio_row(
         "4",
@@ -254,7 +254,7 @@ def gated_page(kid: str, quick: bool) -> Row:
             assert client.get("/ungated").status_code == 200
 
         goal = at_most(1.03)
-        ratios = compare(target, baseline, loops=50 if quick else 150, goal=goal)
+        ratios = compare(target, baseline, loops=50 if quick else 150, goal=goal, paired=True)
     extra = gated - ungated
     return ratio_row(
         "8",
