@@ -124,7 +124,9 @@ def _verified(key: str, raw: Any) -> Any | None:
         return None
     if isinstance(raw, str) and raw[_MAC_HEX : _MAC_HEX + 1] == ":":
         tag, body = raw[:_MAC_HEX], raw[_MAC_HEX + 1 :]
-        if tag.isascii() and hmac.compare_digest(tag, _mac(key, body)):
+        # signed_set writes ASCII only (json.dumps escapes the rest); anything else, such
+        # as a lone surrogate that would not even encode, is not ours.
+        if raw.isascii() and hmac.compare_digest(tag, _mac(key, body)):
             # Only a value this product wrote gets this far: it is JSON.
             return json.loads(body, object_hook=_decode)
     log.warning("Ignored a cache value for %s that this product did not sign", key)
@@ -139,11 +141,12 @@ def signed_get(key: str, store: BaseCache | None = None) -> Any | None:
     return _verified(key, _fetch(key, store))
 
 
-# The last text each key held and what it decoded to. The same text checks and decodes
-# the same, so while the cache holds it the decoded value is used again: the status is
-# read on every console page, and checking and decoding it was most of that read's time
-# (bench rows 4 and 8). Keyed by the secret key too, so a new one checks afresh.
-_last_decoded: dict[tuple[int, str, str], tuple[str, Any]] = {}
+# The last text each key held and what it decoded to, per decoder. The same text checks
+# and decodes the same, so while the cache holds it the decoded value is used again: the
+# status is read on every console page, and checking and decoding it was most of that
+# read's time (bench rows 4 and 8). Keyed by the secret key too, so a new one checks
+# afresh.
+_last_decoded: dict[tuple[str, Callable[[Any], Any], str], tuple[str, Any]] = {}
 
 
 def signed_get_decoded(
@@ -153,7 +156,7 @@ def signed_get_decoded(
     holds the same text. decode must return an immutable value: every caller shares it.
     """
     raw = _fetch(key, store)
-    slot = (id(store), key, settings.SECRET_KEY)
+    slot = (key, decode, settings.SECRET_KEY)
     last = _last_decoded.get(slot)
     if last is not None and isinstance(raw, str) and last[0] == raw:
         return last[1]

@@ -35,7 +35,8 @@ def cached_qr_png(url: str) -> bytes:
     Keyed by the URL itself (it holds the whole token), so a reused row id after a
     database reset can never serve another challenge's image.
     """
-    key = "registration:qr:" + hashlib.sha256(url.encode("ascii")).hexdigest()
+    # v2: the signed form of licserver.cache changed (old nodes keep to their own keys).
+    key = "registration:qr:v2:" + hashlib.sha256(url.encode("ascii")).hexdigest()
     try:
         png = signed_get(key)
     except CacheUnavailable:  # the cache is down: render every time rather than fail

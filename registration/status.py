@@ -18,9 +18,9 @@ from registration.seal import effective_state
 
 log = logging.getLogger(__name__)
 
-# Bump the version when StatusSnapshot's fields change, so nodes running the old code
-# and the new one never read each other's cached values.
-CACHE_KEY = "registration:status:v3"
+# Bump the version when StatusSnapshot's fields or the signed form (licserver.cache)
+# change, so nodes running the old code and the new one never read each other's values.
+CACHE_KEY = "registration:status:v4"
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,16 @@ def test_a_status_signed_with_another_secret_is_ignored(frozen_clock, settings):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "x" * 64 + ":{}", "é" * 64 + ":{}", "0" * 65, b"bytes", 7, {"k": "v"}],
+    [
+        "",
+        "x" * 64 + ":{}",
+        "é" * 64 + ":{}",
+        "0" * 64 + ":\ud800",
+        "0" * 65,
+        b"bytes",
+        7,
+        {"k": "v"},
+    ],
 )
 def test_values_not_in_the_signed_form_are_misses(frozen_clock, raw):
     cache.set(status.CACHE_KEY, raw, 3600)
@@ -163,7 +172,7 @@ def test_a_node_clock_set_back_does_not_extend_an_expired_license(frozen_clock, 
 
 def test_a_planted_qr_image_is_not_shown(frozen_clock):
     url = "http://testserver/m/ABCDEFGH"
-    key = "registration:qr:" + hashlib.sha256(url.encode()).hexdigest()
+    key = "registration:qr:v2:" + hashlib.sha256(url.encode()).hexdigest()
     planted = qr.qr_png("https://attacker.example/m/ABCDEFGH")
     cache.set(key, planted, 3600)
 
@@ -201,6 +210,17 @@ def test_the_status_read_reuses_what_the_same_text_decoded_to_and_nothing_else(
 
     cache.delete(status.CACHE_KEY)
     assert signed_get_decoded(status.CACHE_KEY, decode) is None
+
+
+def test_each_decoder_gets_its_own_decoded_value(frozen_clock):
+    signed_set(status.CACHE_KEY, _forged_registered(), 3600)
+    snapshot = signed_get_decoded(status.CACHE_KEY, status.StatusSnapshot.from_json)
+
+    assert signed_get_decoded(status.CACHE_KEY, lambda value: ("other", value["state"])) == (
+        "other",
+        "registered",
+    )
+    assert signed_get_decoded(status.CACHE_KEY, status.StatusSnapshot.from_json) is snapshot
 
 
 # --- The serializer never unpickles ---------------------------------------------------
