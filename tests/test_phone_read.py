@@ -8,12 +8,18 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from registration import clock
 from registration.authority.models import Binding, BindingState, IssuedLicense
-from registration.authority.phone_read import BINDING_FIELDS, LICENSE_FIELDS, active_binding
+from registration.authority.phone_read import (
+    BINDING_FIELDS,
+    LICENSE_FIELDS,
+    _selected,
+    active_binding,
+)
 from registration.flows.upload import upload_license
 from tests.phone_steps import phone_code
 
@@ -76,3 +82,8 @@ def test_no_active_binding_reads_nothing(bound, issue):
         state=BindingState.UNBOUND, unbound_at=clock.now(), unbound_reason="moved"
     )
     assert active_binding(bound.license.license_id) is None
+
+
+def test_a_field_name_it_does_not_know_is_refused_as_only_would():
+    with pytest.raises(FieldDoesNotExist, match="nodes_max"):
+        _selected(IssuedLicense, frozenset({"id", "nodes_max"}))

@@ -15,10 +15,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.db.models.expressions import Col
@@ -48,13 +48,28 @@ class _Compiled:
 
 def _selected(model: type[Model], names: frozenset[str]) -> tuple[Field, ...]:
     # In the model's own field order: Model.from_db() fills the fields in that order.
-    return tuple(f for f in model._meta.concrete_fields if f.name in names)
+    found = tuple(f for f in model._meta.concrete_fields if f.name in names)
+    if {f.name for f in found} != names:  # as only() would refuse a name it does not know
+        missing = sorted(names - {f.name for f in found})
+        raise FieldDoesNotExist(f"{model.__name__} has no field {missing}")
+    return found
 
 
-@lru_cache(maxsize=32)
+# Kept on the connection object (a thread's), so it goes with it: a backend's converters
+# are methods of its connection's operations.
+_ATTRIBUTE = "_licserver_phone_read"
+
+
 def _compiled(connection: BaseDatabaseWrapper) -> _Compiled:
-    """Write the SELECT and gather the converters for this connection (once per connection:
-    a backend's converters are methods of its connection's operations)."""
+    found = getattr(connection, _ATTRIBUTE, None)
+    if found is None:
+        found = _compile(connection)
+        setattr(connection, _ATTRIBUTE, found)
+    return found
+
+
+def _compile(connection: BaseDatabaseWrapper) -> _Compiled:
+    """Write the SELECT and gather each value's converters for this connection."""
     quote = connection.ops.quote_name
     binding_table, license_table = Binding._meta.db_table, IssuedLicense._meta.db_table
     binding_fields = _selected(Binding, BINDING_FIELDS)
@@ -96,8 +111,9 @@ def _convert(row: Sequence[Any], compiled: _Compiled, connection: BaseDatabaseWr
     return values
 
 
-def active_binding(license_id: uuid.UUID, using: str = DEFAULT_DB_ALIAS) -> Binding | None:
+def active_binding(license_id: uuid.UUID, using: str | None = None) -> Binding | None:
     """Return the license's active binding with its license, in one indexed read."""
+    using = using or router.db_for_read(Binding)
     connection = connections[using]
     compiled = _compiled(connection)
     params = [
