@@ -72,7 +72,9 @@ def test_the_phone_page_gathers_none_of_the_consoles_context(client: Client, fro
 
     assert response.status_code == 200
     # Rendered by the "phone" template engine: the request and the language, nothing more.
-    assert "request" in response.context and "LANGUAGE_CODE" in response.context
+    # LANGUAGES and LANGUAGE_BIDI come from the i18n context processor only.
+    assert "request" in response.context and "LANGUAGE_BIDI" in response.context
+    assert "LANGUAGES" in response.context
     for name in ("restart_reminder", "registration", "user", "perms", "messages"):
         assert name not in response.context, name
 

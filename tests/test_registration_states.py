@@ -5,7 +5,7 @@ minutes and seconds, and nothing covers the QR code."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -210,7 +210,8 @@ def test_minutes_seconds(seconds, text):
 def test_unix_seconds_writes_what_the_date_filter_writes(moment):
     assert unix_seconds(moment) == dateformat.format(moment, "U")
     assert unix_seconds(datetime(2024, 2, 1, 22, 27, 45, tzinfo=UTC)) == "1706826465"
-    assert unix_seconds(None) == ""
+    assert unix_seconds(None) == "" and unix_seconds("2024-02-01") == ""
+    assert unix_seconds(date(2024, 2, 1)) == dateformat.format(date(2024, 2, 1), "U")
 
 
 # --- Nothing covers the QR code; a favicon -------------------------------------------
