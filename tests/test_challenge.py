@@ -321,6 +321,16 @@ def test_malformed_tokens_raise_challenge_error(token):
         ch.decode_token(token)
 
 
+@pytest.mark.parametrize("stray", ["0", "1", "8", "9", "_", " ", "\t", "+", "-", "=", "!", "\x00"])
+@pytest.mark.parametrize("where", [0, 40, -1])
+def test_a_character_outside_base32_anywhere_is_refused(authority_public, stray, where):
+    # Among them, characters int(..., 32) itself would read: digits 0-9, "_", "+", blanks.
+    token = _b32(_valid_raw(authority_public))
+    where %= len(token)
+    with pytest.raises(ch.ChallengeError):
+        ch.decode_token(token[:where] + stray + token[where + 1 :])
+
+
 def test_truncated_and_extended_tokens_raise_challenge_error(authority_public):
     raw = _valid_raw(authority_public)
     for cut in (1, 5, 8, 9, 32, 40, len(raw) - 60):
