@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import zxingcpp
+from django.db import connections
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -53,6 +54,12 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                # ORM calls made in the block anyway opened connections that belong to
+                # the event loop's context: closed while it still runs, or PostgreSQL
+                # refuses to drop the test database at the end of the run ("being
+                # accessed by other users").
+                connections.close_all()
 
 
 def decode_qr(png: bytes) -> str:
