@@ -153,7 +153,9 @@ def signed_get_decoded(
     key: str, decode: Callable[[Any], T | None], store: BaseCache | None = None
 ) -> T | None:
     """Return decode(signed_get(key, store)), reusing the last result while the cache
-    holds the same text. decode must return an immutable value: every caller shares it.
+    holds the same text. decode must return an immutable value (every caller shares it)
+    and be a module-level function or a classmethod (it is part of the memo's key, so a
+    new function on every call would grow the memo on every call).
     """
     raw = _fetch(key, store)
     slot = (key, decode, settings.SECRET_KEY)

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # Bump the version when StatusSnapshot's fields or the signed form (licserver.cache)
 # change, so nodes running the old code and the new one never read each other's values.
 CACHE_KEY = "registration:status:v4"
+# The key nodes of the release before read: deleted too on every change, so that during a
+# rolling upgrade the older nodes also see a change at once. Drop it a release later.
+PREVIOUS_CACHE_KEY = "registration:status:v3"
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ def _read_database() -> StatusSnapshot:
 
 def invalidate(store: BaseCache | None = None) -> None:
     """Forget the cached status; called after every committed change of registration."""
-    (cache if store is None else store).delete(CACHE_KEY)
+    (cache if store is None else store).delete_many([CACHE_KEY, PREVIOUS_CACHE_KEY])
 
 
 def wall_clock() -> datetime:

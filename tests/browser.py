@@ -53,13 +53,15 @@ def chromium() -> Iterator[Browser]:
         try:
             yield browser
         finally:
-            browser.close()
-            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
-                # ORM calls made in the block anyway opened connections that belong to
-                # the event loop's context: closed while it still runs, or PostgreSQL
-                # refuses to drop the test database at the end of the run ("being
-                # accessed by other users").
-                connections.close_all()
+            try:
+                browser.close()
+            finally:
+                if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                    # ORM calls made in the block anyway opened connections that belong
+                    # to the event loop's context: closed while it still runs, or
+                    # PostgreSQL refuses to drop the test database at the end of the run
+                    # ("being accessed by other users").
+                    connections.close_all()
 
 
 def decode_qr(png: bytes) -> str:

@@ -223,6 +223,17 @@ def test_each_decoder_gets_its_own_decoded_value(frozen_clock):
     assert signed_get_decoded(status.CACHE_KEY, status.StatusSnapshot.from_json) is snapshot
 
 
+def test_a_change_also_clears_the_key_the_release_before_reads(frozen_clock):
+    # During a rolling upgrade the older nodes read registration:status:v3.
+    cache.set(status.PREVIOUS_CACHE_KEY, "an older node's status", 3600)
+    signed_set(status.CACHE_KEY, _forged_registered(), 3600)
+
+    status.invalidate()
+
+    assert status.PREVIOUS_CACHE_KEY == "registration:status:v3"
+    assert cache.get(status.PREVIOUS_CACHE_KEY) is None and cache.get(status.CACHE_KEY) is None
+
+
 # --- The serializer never unpickles ---------------------------------------------------
 
 

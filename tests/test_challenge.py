@@ -327,8 +327,16 @@ def test_a_character_outside_base32_anywhere_is_refused(authority_public, stray,
     # Among them, characters int(..., 32) itself would read: digits 0-9, "_", "+", blanks.
     token = _b32(_valid_raw(authority_public))
     where %= len(token)
-    with pytest.raises(ch.ChallengeError):
+    with pytest.raises(ch.ChallengeError, match="base32"):
         ch.decode_token(token[:where] + stray + token[where + 1 :])
+
+
+@pytest.mark.parametrize("digit", ["\u0663", "\uff13", "\U0001d7d7", "\u00a0"])
+def test_base32_decoding_itself_refuses_digits_int_would_read(digit):
+    # Arabic-Indic, fullwidth and mathematical digits, and a no-break space: int() reads
+    # or skips them; the decoder must not (the token's own ASCII check comes earlier).
+    with pytest.raises(ch.ChallengeError, match="base32"):
+        ch._b32decode("AAAA" + digit + "AAA")
 
 
 def test_truncated_and_extended_tokens_raise_challenge_error(authority_public):

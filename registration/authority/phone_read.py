@@ -68,12 +68,16 @@ def _compiled(connection: BaseDatabaseWrapper) -> _Compiled:
     return found
 
 
+# At import, so that a name that is no field fails at start-up, not on a phone page.
+_BINDING_SELECTED = _selected(Binding, BINDING_FIELDS)
+_LICENSE_SELECTED = _selected(IssuedLicense, LICENSE_FIELDS)
+
+
 def _compile(connection: BaseDatabaseWrapper) -> _Compiled:
     """Write the SELECT and gather each value's converters for this connection."""
     quote = connection.ops.quote_name
     binding_table, license_table = Binding._meta.db_table, IssuedLicense._meta.db_table
-    binding_fields = _selected(Binding, BINDING_FIELDS)
-    license_fields = _selected(IssuedLicense, LICENSE_FIELDS)
+    binding_fields, license_fields = _BINDING_SELECTED, _LICENSE_SELECTED
     tables = [(binding_table, f) for f in binding_fields] + [
         (license_table, f) for f in license_fields
     ]
