@@ -123,10 +123,10 @@ def compare(
         if paired:
             return paired_ns(target, baseline, loops)
         if i % 2:
-            spent_baseline = block_ns(baseline, loops)
-            return block_ns(target, loops), spent_baseline
-        spent_target = block_ns(target, loops)
-        return spent_target, block_ns(baseline, loops)
+            spent_baseline, spent_target = block_ns(baseline, loops), block_ns(target, loops)
+        else:
+            spent_target, spent_baseline = block_ns(target, loops), block_ns(baseline, loops)
+        return spent_target, spent_baseline
 
     return rounds(one_round, goal, **limits)
 
@@ -164,26 +164,20 @@ def paired_ns(
     alike.
     """
     tick = time.perf_counter_ns
-    spent_target = spent_baseline = 0
+    spent = [0, 0]  # target's, baseline's
+    in_order = ((0, target), (1, baseline))
+    swapped = in_order[::-1]
     # The garbage collector stays on: a page's garbage is part of what it costs.
     for i in range(loops):
-        if i & 1:
-            start = tick()
-            baseline()
-            middle = tick()
-            target()
-            end = tick()
-            spent_baseline += middle - start
-            spent_target += end - middle
-        else:
-            start = tick()
-            target()
-            middle = tick()
-            baseline()
-            end = tick()
-            spent_target += middle - start
-            spent_baseline += end - middle
-    return spent_target / loops, spent_baseline / loops
+        (first, call_first), (second, call_second) = swapped if i & 1 else in_order
+        start = tick()
+        call_first()
+        middle = tick()
+        call_second()
+        end = tick()
+        spent[first] += middle - start
+        spent[second] += end - middle
+    return spent[0] / loops, spent[1] / loops
 
 
 def percentile(values: list[float], pct: float) -> float:

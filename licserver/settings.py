@@ -112,36 +112,38 @@ ROOT_URLCONF = {
 }[frozenset(LICSERVER_ROLES)]
 WSGI_APPLICATION = "licserver.wsgi.application"
 
-TEMPLATES = [
-    {
+
+def _template_engine(name: str, context_processors: list[str]) -> dict[str, object]:
+    return {
+        "NAME": name,
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "django.template.context_processors.i18n",
-                # The console's registration state and restart reminder, on its pages.
-                *(["registration.context_processors.console"] if CONSOLE else []),
-            ],
-        },
-    },
+        "OPTIONS": {"context_processors": context_processors},
+    }
+
+
+TEMPLATES = [
+    _template_engine(
+        "django",
+        [
+            "django.template.context_processors.request",
+            "django.contrib.auth.context_processors.auth",
+            "django.contrib.messages.context_processors.messages",
+            "django.template.context_processors.i18n",
+            # The console's registration state and restart reminder, on its pages.
+            *(["registration.context_processors.console"] if CONSOLE else []),
+        ],
+    ),
     # The phone page (the vendor's, for phones with no login): none of the console's or the
     # login's context, which it never shows and which cost a third of its time to gather.
-    {
-        "NAME": "phone",
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.template.context_processors.i18n",
-            ],
-        },
-    },
+    _template_engine(
+        "phone",
+        [
+            "django.template.context_processors.request",
+            "django.template.context_processors.i18n",
+        ],
+    ),
 ]
 
 DATABASES = {"default": database_from_url(envraw("DATABASE_URL"), VAR_DIR / "db.sqlite3")}

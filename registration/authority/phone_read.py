@@ -49,9 +49,9 @@ class _Compiled:
 def _selected(model: type[Model], names: frozenset[str]) -> tuple[Field, ...]:
     # In the model's own field order: Model.from_db() fills the fields in that order.
     found = tuple(f for f in model._meta.concrete_fields if f.name in names)
-    if {f.name for f in found} != names:  # as only() would refuse a name it does not know
-        missing = sorted(names - {f.name for f in found})
-        raise FieldDoesNotExist(f"{model.__name__} has no field {missing}")
+    missing = names - {f.name for f in found}
+    if missing:  # as only() would refuse a name it does not know
+        raise FieldDoesNotExist(f"{model.__name__} has no field {sorted(missing)}")
     return found
 
 
@@ -77,9 +77,8 @@ def _compile(connection: BaseDatabaseWrapper) -> _Compiled:
     """Write the SELECT and gather each value's converters for this connection."""
     quote = connection.ops.quote_name
     binding_table, license_table = Binding._meta.db_table, IssuedLicense._meta.db_table
-    binding_fields, license_fields = _BINDING_SELECTED, _LICENSE_SELECTED
-    tables = [(binding_table, f) for f in binding_fields] + [
-        (license_table, f) for f in license_fields
+    tables = [(binding_table, f) for f in _BINDING_SELECTED] + [
+        (license_table, f) for f in _LICENSE_SELECTED
     ]
     columns = ", ".join(f"{quote(table)}.{quote(f.column)}" for table, f in tables)
     b, lic = quote(binding_table), quote(license_table)
@@ -101,8 +100,8 @@ def _compile(connection: BaseDatabaseWrapper) -> _Compiled:
             converters.append((i, col, tuple(found)))
     return _Compiled(
         sql,
-        tuple(f.attname for f in binding_fields),
-        tuple(f.attname for f in license_fields),
+        tuple(f.attname for f in _BINDING_SELECTED),
+        tuple(f.attname for f in _LICENSE_SELECTED),
         tuple(converters),
     )
 
